@@ -1,0 +1,1 @@
+"""kprobe-docs: kprobes documentation whose every example is verified on real kernels."""

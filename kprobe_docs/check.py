@@ -1,0 +1,123 @@
+"""Checks: does what the guest reported for a sample satisfy its contract?
+
+Pure logic on the agent's report, so it is unit-tested without a guest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .qemu import SampleRun
+from .sample import Sample
+
+# Kernel log lines that fail any sample, whatever its own patterns say.
+KERNEL_TROUBLE = re.compile(
+    r"Oops|BUG:|WARNING:|Kernel panic|general protection fault|Unable to handle kernel"
+    r"|kernel BUG at|soft lockup|rcu_(sched|preempt) self-detected stall|hung_task|invalid opcode"
+)
+# /proc/sys/kernel/tainted bits that mean the kernel was damaged.
+BAD_TAINT = {4: "M", 5: "B", 7: "D", 9: "W", 14: "L"}
+TAINT_LETTERS = "PFSRMBUDAWCIOELKXTN"
+
+
+@dataclass
+class Verdict:
+    load: str = "ok"  # ok | failed | not-run
+    checks: str = "ok"  # ok | failed | not-run
+    reason: str = ""  # the first failure, for people
+    matched: list[str] = field(default_factory=list)  # the log lines that met ``expect``
+
+    def fail(self, stage: str, reason: str) -> None:
+        if stage == "load":
+            self.load = "failed"
+        else:
+            self.checks = "failed"
+        self.reason = self.reason or reason
+
+    @property
+    def passed(self) -> bool:
+        return self.load == "ok" and self.checks == "ok"
+
+
+def taint_flags(value: int) -> str:
+    return "".join(letter for bit, letter in enumerate(TAINT_LETTERS) if value >> bit & 1)
+
+
+def match_in_order(patterns: tuple[str, ...], lines: list[str]) -> tuple[list[str], str | None]:
+    """Lines matching ``patterns`` one after another; the first pattern not met, if any."""
+    matched: list[str] = []
+    position = 0
+    for pattern in patterns:
+        regex = re.compile(pattern)
+        hit = next((i for i in range(position, len(lines)) if regex.search(lines[i])), None)
+        if hit is None:
+            return matched, pattern
+        matched.append(lines[hit])
+        position = hit + 1
+    return matched, None
+
+
+def _rc(run: SampleRun, event: str) -> str:
+    return run.events.get(event, "missing")
+
+
+def _check_outcome(run: SampleRun, sample: Sample, verdict: Verdict) -> None:
+    if run.outcome == "hung":
+        last = list(run.events)[-1] if run.events else "insmod"
+        verdict.fail("load", f"hang: no progress within {sample.timeout} s (last step done: {last})")
+    elif run.outcome == "unbooted":
+        verdict.fail("load", "the guest did not boot far enough to run this sample")
+    elif run.outcome == "crashed":
+        trouble = next((line for line in run.console if KERNEL_TROUBLE.search(line)), "guest stopped")
+        verdict.fail("load", f"kernel crashed: {trouble.strip()}")
+
+
+def _check_cycles(run: SampleRun, verdict: Verdict) -> None:
+    for event, what in (("insmod1", "insmod"), ("rmmod1", "rmmod"), ("insmod2", "second insmod"), ("rmmod2", "second rmmod")):
+        rc = _rc(run, event)
+        if rc != "0":
+            output = run.sections.get(event, [])
+            detail = f": {output[-1].strip()}" if output else ""
+            verdict.fail("load", f"{what} {'did not run' if rc == 'missing' else 'exited ' + rc}{detail}")
+            return
+
+
+def _check_trouble(run: SampleRun, verdict: Verdict) -> None:
+    """Oopses, warnings and damaging taint fail a sample whatever else it printed."""
+    everything = run.sections.get("log1", []) + run.sections.get("log2", []) + run.console
+    trouble = next((line for line in everything if KERNEL_TROUBLE.search(line)), None)
+    if trouble is not None:
+        verdict.fail("checks", f"kernel log: {trouble.strip()}")
+    taint = int(run.events.get("taint", "0") or 0)
+    damage = "".join(letter for bit, letter in BAD_TAINT.items() if taint >> bit & 1)
+    if damage:
+        verdict.fail("checks", f"kernel tainted {damage} ({taint_flags(taint)})")
+
+
+def _check_log(run: SampleRun, sample: Sample, verdict: Verdict) -> None:
+    log1, log2 = run.sections.get("log1", []), run.sections.get("log2", [])
+    verdict.matched, missing = match_in_order(sample.expect, log1)
+    if missing is not None:
+        verdict.fail("checks", f"expected log line not found: /{missing}/")
+    for pattern in sample.reject:
+        bad = next((line for line in log1 + log2 if re.search(pattern, line)), None)
+        if bad is not None:
+            verdict.fail("checks", f"rejected pattern /{pattern}/ matched: {bad.strip()}")
+    listing = run.sections.get("kprobes", [])
+    for pattern in sample.listed:
+        if not any(re.search(pattern, line) for line in listing):
+            verdict.fail("checks", f"kprobes/list has no line matching /{pattern}/")
+
+
+def evaluate(run: SampleRun, sample: Sample) -> Verdict:
+    verdict = Verdict()
+    _check_outcome(run, sample, verdict)
+    _check_trouble(run, verdict)
+    if verdict.load == "ok":
+        _check_cycles(run, verdict)
+    if verdict.load == "ok":
+        _check_log(run, sample, verdict)
+    if verdict.load != "ok" and verdict.checks == "ok":
+        verdict.checks = "not-run"
+    return verdict

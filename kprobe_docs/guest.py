@@ -1,0 +1,82 @@
+"""Guest stage: the initramfs that one boot of a target runs.
+
+It holds a static busybox, the POSIX-sh agent as ``/init`` and, under
+``/kd/<name>/``, each sample's module, parameters and trigger.  ``/kd/plan``
+lists the samples in run order; the kernel command line says where to start,
+so a reboot after a crash reuses the same image.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .sample import Sample
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str  # inside the image, no leading slash
+    data: bytes
+    mode: int
+
+
+def _header(ino: int, mode: int, size: int, name: bytes) -> bytes:
+    fields = [ino, mode, 0, 0, 1, 0, size, 0, 0, 0, 0, len(name) + 1, 0]
+    text = "070701" + "".join(f"{value:08x}" for value in fields)
+    return text.encode() + name + b"\0"
+
+
+def _pad(length: int) -> bytes:
+    return b"\0" * (-length % 4)
+
+
+def cpio_newc(entries: list[Entry]) -> bytes:
+    """An uncompressed ``newc`` cpio archive; parent directories are added."""
+    directories = sorted({str(Path(e.path).parent) for e in entries} - {"."})
+    every = sorted({d for p in directories for d in _parents(p)})
+    items = [Entry(d, b"", stat.S_IFDIR | 0o755) for d in every] + entries
+    out = bytearray()
+    for ino, entry in enumerate([*items, Entry("TRAILER!!!", b"", 0)], start=1):
+        head = _header(ino, entry.mode, len(entry.data), entry.path.encode())
+        out += head + _pad(len(head)) + entry.data + _pad(len(entry.data))
+    return bytes(out)
+
+
+def _parents(path: str) -> list[str]:
+    parts = Path(path).parts
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _file(path: str, data: bytes, executable: bool = False) -> Entry:
+    return Entry(path, data, stat.S_IFREG | (0o755 if executable else 0o644))
+
+
+def agent_script() -> bytes:
+    return resources.files("kprobe_docs").joinpath("agent.sh").read_bytes()
+
+
+def sample_entries(sample: Sample, module: Path) -> list[Entry]:
+    base = f"kd/{sample.name}"
+    return [
+        _file(f"{base}/{sample.name}.ko", module.read_bytes()),
+        _file(f"{base}/params", (" ".join(sample.params) + "\n").encode()),
+        _file(f"{base}/trigger", (sample.trigger + "\n").encode(), executable=True),
+    ]
+
+
+def make_initramfs(busybox: Path, plan: list[tuple[Sample, Path]], out: Path) -> None:
+    """Write the initramfs running ``plan`` (sample, built module) in order to ``out``."""
+    entries = [
+        _file("bin/busybox", busybox.read_bytes(), executable=True),
+        _file("init", agent_script(), executable=True),
+        _file("kd/plan", "".join(f"{s.name}\n" for s, _ in plan).encode()),
+    ]
+    for sample, module in plan:
+        entries += sample_entries(sample, module)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(cpio_newc(entries))
+    os.replace(tmp, out)

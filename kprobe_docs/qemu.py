@@ -1,0 +1,221 @@
+"""Runner stage: boot a target's kernel under QEMU and follow the agent.
+
+One boot runs the whole plan.  The host reads the serial console, enforces a
+deadline on the boot and on every sample, and when the guest panics, hangs or
+powers off after a damaging sample, boots again from the next sample, so a
+run always ends and never hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .paths import cache_dir
+
+BOOT_TIMEOUT = 180.0
+GAP_TIMEOUT = 60.0  # from one sample's end to the next one's begin
+EXCERPT_LINES = 120
+KVM_PROBE_TIMEOUT = 40.0
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Per-architecture QEMU quirks."""
+
+    qemu: str
+    machine: str
+    console: str
+    cpu: str
+
+
+MACHINES = {
+    "amd64": Machine("qemu-system-x86_64", "pc", "ttyS0", "max"),
+    "arm64": Machine("qemu-system-aarch64", "virt", "ttyAMA0", "max"),
+}
+
+
+@dataclass
+class SampleRun:
+    """What the agent reported for one sample, and how its part of the boot ended."""
+
+    name: str
+    events: dict[str, str] = field(default_factory=dict)
+    sections: dict[str, list[str]] = field(default_factory=dict)
+    console: list[str] = field(default_factory=list)  # untagged kernel output meanwhile
+    outcome: str = "running"  # completed | crashed | hung
+    seconds: float = 0.0
+
+
+@dataclass
+class BootLog:
+    runs: list[SampleRun] = field(default_factory=list)
+    boot_seconds: list[float] = field(default_factory=list)
+    failure: str = ""  # set when a boot never reached the agent
+    tail: list[str] = field(default_factory=list)
+
+
+def qemu_version(arch: str) -> str:
+    out = subprocess.run([MACHINES[arch].qemu, "--version"], capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()[0].strip()
+
+
+def command(arch: str, accel: str, kernel: str, initrd: Path, start: int) -> list[str]:
+    m = MACHINES[arch]
+    cmdline = f"console={m.console} panic=-1 printk.time=1 kd.start={start}"
+    cpu = "host" if accel == "kvm" else m.cpu
+    return [
+        m.qemu, "-machine", m.machine, "-accel", accel, "-cpu", cpu, "-smp", "2", "-m", "1024",
+        "-no-user-config", "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
+        "-no-reboot", "-nic", "none", "-kernel", kernel, "-initrd", str(initrd), "-append", cmdline,
+    ]  # fmt: skip
+
+
+class _Follower:
+    """Turns console lines into SampleRuns and knows the current deadline."""
+
+    def __init__(self, timeouts: dict[str, float], log: BootLog, boot_timeout: float) -> None:
+        self.timeouts = timeouts
+        self.log = log
+        self.started = time.monotonic()
+        self.deadline = self.started + boot_timeout
+        self.booted = False
+        self.finished = False
+        self.current: SampleRun | None = None
+        self.sample_started = 0.0
+        self.last: list[str] = []
+
+    def line(self, text: str) -> None:
+        self.last = [*self.last[-EXCERPT_LINES + 1 :], text]
+        if text.startswith("@@KL "):
+            parts = text.split(" ", 3)
+            if self.current is not None and len(parts) >= 3 and parts[1] == self.current.name:
+                self.current.sections.setdefault(parts[2], []).append(parts[3] if len(parts) > 3 else "")
+        elif text.startswith("@@KD "):
+            self._event(*(text.split(" ", 3)[1:] + ["", "", ""])[:3])
+        elif self.current is not None:
+            self.current.console = [*self.current.console[-EXCERPT_LINES + 1 :], text]
+
+    def _event(self, event: str, name: str, value: str) -> None:
+        now = time.monotonic()
+        if event == "booted":
+            self.booted = True
+            self.log.boot_seconds.append(round(now - self.started, 2))
+            self.deadline = now + GAP_TIMEOUT
+        elif event == "begin":
+            self.current = SampleRun(name)
+            self.sample_started = now
+            self.deadline = now + self.timeouts.get(name, GAP_TIMEOUT)
+        elif event == "end" and self.current is not None:
+            self.close("completed")
+            self.deadline = now + GAP_TIMEOUT
+        elif event == "done":
+            self.finished = True
+        elif self.current is not None:
+            self.current.events[event] = value
+
+    def close(self, outcome: str) -> None:
+        if self.current is not None:
+            self.current.outcome = outcome
+            self.current.seconds = round(time.monotonic() - self.sample_started, 2)
+            self.log.runs.append(self.current)
+            self.current = None
+
+
+def boot_once(
+    argv: list[str], timeouts: dict[str, float], log: BootLog, console: Path, boot_timeout: float = BOOT_TIMEOUT
+) -> _Follower:
+    """Run one boot, recording into ``log`` until the guest exits or misses a deadline."""
+    follower = _Follower(timeouts, log, boot_timeout)
+    _follow(argv, follower, console)
+    return follower
+
+
+def _follow(argv: list[str], follower: _Follower, console: Path) -> None:
+    with console.open("a") as out, subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as proc:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        selector = selectors.DefaultSelector()
+        selector.register(fd, selectors.EVENT_READ)
+        pending = b""
+        try:
+            while True:
+                remaining = follower.deadline - time.monotonic()
+                if remaining <= 0:
+                    follower.close("hung")
+                    return
+                if not selector.select(timeout=min(remaining, 1.0)):
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    follower.close("crashed")
+                    return
+                *lines, pending = (pending + chunk).split(b"\n")
+                for raw in lines:
+                    text = raw.decode("utf-8", "replace").rstrip("\r")
+                    out.write(text + "\n")
+                    follower.line(text)
+        finally:
+            selector.close()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def run_plan(
+    argv_for: Callable[[int], list[str]],
+    names: list[str],
+    timeouts: dict[str, float],
+    console: Path,
+    progress: Callable[[str], None],
+) -> BootLog:
+    """Boot until every sample in ``names`` ran once (or a boot fails outright)."""
+    log = BootLog()
+    console.write_text("")
+    start = 0
+    while start < len(names):
+        progress(f"  boot {len(log.boot_seconds) + 1}: samples {start + 1}..{len(names)}")
+        before = len(log.runs)
+        follower = boot_once(argv_for(start), timeouts, log, console)
+        if not follower.booted:
+            log.failure = f"the guest did not reach the agent within {BOOT_TIMEOUT:.0f} s"
+            log.tail = follower.last
+            return log
+        if follower.finished:
+            return log
+        if len(log.runs) == before:  # the guest died between samples: blame the next one
+            log.runs.append(SampleRun(names[start], console=follower.last, outcome="crashed"))
+        start = names.index(log.runs[-1].name) + 1
+    return log
+
+
+def accelerator(arch: str, probe: Callable[[str], bool]) -> str:
+    """``kvm`` only where a probe boot under KVM worked on this machine, else ``tcg``.
+
+    ``KPROBE_DOCS_ACCEL`` forces a choice.  The probe's verdict is cached per
+    host kernel and QEMU version, so a machine whose KVM hangs pays once.
+    """
+    forced = os.environ.get("KPROBE_DOCS_ACCEL")
+    if forced:
+        return forced
+    if arch != "amd64" or os.uname().machine != "x86_64" or not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    key = f"{os.uname().release} {qemu_version(arch)}"
+    record = cache_dir() / "kvm-probe.json"
+    try:
+        verdicts = json.loads(record.read_text())
+    except (OSError, ValueError):
+        verdicts = {}
+    if key not in verdicts:
+        verdicts[key] = probe("kvm")
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(verdicts))
+    return "kvm" if verdicts[key] else "tcg"

@@ -1,0 +1,130 @@
+"""Results stage: one JSON file per run, one record per (sample, target).
+
+Files are written atomically (temp file + rename) and never edited; readers
+take, for each (sample, target), the record of the newest run that has one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read."""
+
+
+@dataclass
+class Record:
+    sample: str
+    target: str
+    kind: str
+    page: str
+    source_hash: str
+    verdict: str  # pass | fail | not-claimed
+    reason: str = ""
+    build: dict[str, Any] = field(default_factory=dict)  # status, seconds, log, problem
+    load: str = "not-run"
+    checks: str = "not-run"
+    matched: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)  # kernel log of the first load cycle
+    log2: list[str] = field(default_factory=list)
+    kprobes: list[str] = field(default_factory=list)  # /sys/kernel/debug/kprobes/list
+    trigger: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)  # console excerpt when the guest crashed or hung
+    events: dict[str, str] = field(default_factory=dict)
+    taint: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.sample, self.target
+
+
+def harness_hash() -> str:
+    """Hash of the code that builds, boots and judges: a change re-verifies everything."""
+    digest = hashlib.sha256()
+    package = resources.files("kprobe_docs")
+    for name in ("agent.sh", "build.py", "check.py", "guest.py", "qemu.py", "runner.py"):
+        digest.update(package.joinpath(name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def write_atomic(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save(path: Path, run: dict[str, Any], records: list[Record]) -> None:
+    write_atomic(path, {"format": FORMAT, "run": run, "records": [asdict(r) for r in records]})
+
+
+def load_file(path: Path) -> list[Record]:
+    try:
+        data = json.loads(path.read_text())
+        if data.get("format") != FORMAT:
+            raise ResultsError(f"{path}: format {data.get('format')!r}, this version reads {FORMAT}")
+        return [Record(**r) for r in data["records"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, ResultsError):
+            raise
+        raise ResultsError(f"{path}: not a readable results file ({exc}); move it away or delete it") from exc
+
+
+def result_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.json")) if directory.is_dir() else []
+
+
+def newest(directory: Path) -> dict[tuple[str, str], Record]:
+    """For each (sample, target), the record from the newest run that has one."""
+    merged: dict[tuple[str, str], Record] = {}
+    for path in result_files(directory):
+        for record in load_file(path):
+            merged[record.key] = record
+    return merged
+
+
+CELL = {"ok": "ok", "failed": "FAIL", "expected-failure": "xfail", "unexpected-success": "FAIL", "not-run": "-"}
+
+
+def cell(record: Record | None) -> str:
+    """``build/load/checks`` for a table cell."""
+    if record is None:
+        return "no result"
+    if record.verdict == "not-claimed":
+        return "not claimed"
+    build = CELL.get(record.build.get("status", "not-run"), "?")
+    return f"{build}/{CELL.get(record.load, '?')}/{CELL.get(record.checks, '?')}"
+
+
+def table(records: list[Record]) -> str:
+    """A samples x targets table of build/load/checks, with a verdict per sample."""
+    samples = list(dict.fromkeys(r.sample for r in records))
+    targets = list(dict.fromkeys(r.target for r in records))
+    by_key = {r.key: r for r in records}
+    rows = [["sample", *targets, "verdict"]]
+    for sample in samples:
+        cells = [by_key.get((sample, t)) for t in targets]
+        failed = any(c is not None and c.verdict == "fail" for c in cells)
+        rows.append([sample, *(cell(c) for c in cells), "FAIL" if failed else "pass"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n\ncells: build/load/checks (xfail: fails to build, as its page says)\n"
+
+
+def failures(records: list[Record]) -> list[Record]:
+    return [r for r in records if r.verdict == "fail"]

@@ -1,0 +1,195 @@
+"""Verification: extracted samples x targets -> results records.
+
+Per target: prepare (or reuse) the release's build environment, build every
+sample the target is claimed for, boot the target's kernel once with all the
+built modules, judge each sample and record it.  The results file is rewritten
+atomically after each target, so an interrupted run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import buildenv, qemu, results
+from .build import BuildResult, build_sample
+from .buildenv import BuildEnv, Kernel
+from .check import evaluate, taint_flags
+from .guest import make_initramfs
+from .results import Record
+from .sample import Sample
+from .targets import Catalog, Target, find_mirror, system_sources
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to verify and where the outputs go."""
+
+    samples: list[tuple[Sample, Path]]  # each with its extracted directory
+    targets: list[Target]
+    catalog: Catalog
+    build_dir: Path
+    results_file: Path
+
+
+def run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
+
+
+def environment_for(target: Target, catalog: Catalog, progress: Progress) -> BuildEnv:
+    """The target's release environment, made for every catalog target of that release."""
+    siblings = [t for t in catalog.targets.values() if t.release == target.release and t.arch == target.arch]
+    return buildenv.prepare(target.release, siblings, find_mirror(system_sources()), progress)
+
+
+def _record(sample: Sample, target: Target, verdict: str, **fields: object) -> Record:
+    return Record(
+        sample=sample.name,
+        target=target.name,
+        kind=sample.kind,
+        page=sample.page,
+        source_hash=sample.source_hash(),
+        verdict=verdict,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _provenance(kernel: Kernel, target: Target, accel: str) -> dict[str, str]:
+    return {
+        "kernel_package": kernel.package,
+        "kernel_version": kernel.version,
+        "kernel_release": kernel.release,
+        "kernel_sha256": kernel.sha256,
+        "qemu": qemu.qemu_version(target.arch) if accel else "",
+        "accelerator": accel,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "harness": results.harness_hash(),
+        "host": platform.node(),
+    }
+
+
+def _build_record(sample: Sample, target: Target, built: BuildResult, provenance: dict[str, str]) -> Record:
+    return _record(
+        sample,
+        target,
+        "pass" if built.status == "expected-failure" else "fail",
+        reason=f"build {built.status}: {built.problem}",
+        build=_build_fields(built),
+        seconds={"build": built.seconds},
+        provenance=provenance,
+    )
+
+
+def _build_fields(built: BuildResult) -> dict[str, object]:
+    return {"status": built.status, "seconds": built.seconds, "log": built.log, "problem": built.problem}
+
+
+def _run_record(
+    sample: Sample, target: Target, built: BuildResult, run: qemu.SampleRun, provenance: dict[str, str]
+) -> Record:
+    verdict = evaluate(run, sample)
+    taint = int(run.events.get("taint", "0") or 0)
+    return _record(
+        sample,
+        target,
+        "pass" if verdict.passed else "fail",
+        reason=verdict.reason,
+        build=_build_fields(built),
+        load=verdict.load,
+        checks=verdict.checks,
+        matched=verdict.matched,
+        log=run.sections.get("log1", []),
+        log2=run.sections.get("log2", []),
+        kprobes=run.sections.get("kprobes", []),
+        trigger=run.sections.get("trigger", []),
+        console=[] if run.outcome == "completed" else run.console,
+        events=run.events,
+        taint=taint_flags(taint),
+        seconds={"build": built.seconds, "run": run.seconds},
+        provenance=provenance,
+    )
+
+
+def _kvm_probe(target: Target, kernel: Kernel, env: BuildEnv, out: Path) -> Callable[[str], bool]:
+    def probe(accel: str) -> bool:
+        initrd = out / "probe.cpio"
+        make_initramfs(env.busybox, [], initrd)
+        argv = qemu.command(target.arch, accel, kernel.vmlinuz, initrd, 0)
+        log = qemu.BootLog()
+        follower = qemu.boot_once(argv, {}, log, out / "kvm-probe.log", qemu.KVM_PROBE_TIMEOUT)
+        return follower.finished
+
+    return probe
+
+
+def _boot(
+    target: Target, env: BuildEnv, plan: list[tuple[Sample, BuildResult]], out: Path, progress: Progress
+) -> tuple[qemu.BootLog, str]:
+    kernel = env.kernels[target.name]
+    initrd = out / "initramfs.cpio"
+    make_initramfs(env.busybox, [(s, Path(b.module)) for s, b in plan], initrd)
+    accel = qemu.accelerator(target.arch, _kvm_probe(target, kernel, env, out))
+    progress(f"{target.name}: booting {kernel.release} under QEMU ({accel}) with {len(plan)} samples")
+    names = [s.name for s, _ in plan]
+    timeouts = {s.name: float(s.timeout) for s, _ in plan}
+    log = qemu.run_plan(
+        lambda start: qemu.command(target.arch, accel, kernel.vmlinuz, initrd, start),
+        names,
+        timeouts,
+        out / "console.log",
+        progress,
+    )
+    return log, accel
+
+
+def _not_run(log: qemu.BootLog, name: str) -> qemu.SampleRun:
+    """A sample the boot never reached: its run carries the boot's last console lines."""
+    return qemu.SampleRun(name, console=log.tail, outcome="unbooted")
+
+
+def verify_target(job: Job, target: Target, progress: Progress) -> list[Record]:
+    env = environment_for(target, job.catalog, progress)
+    kernel = env.kernels[target.name]
+    out = job.build_dir / target.name
+    out.mkdir(parents=True, exist_ok=True)
+    provenance = _provenance(kernel, target, "")
+    records: list[Record] = []
+    plan: list[tuple[Sample, BuildResult]] = []
+    for sample, directory in job.samples:
+        if not sample.claims(target.arch, kernel.upstream):
+            records.append(_record(sample, target, "not-claimed", provenance=provenance))
+            continue
+        built = build_sample(env, kernel, directory, sample, out / sample.name)
+        progress(f"{target.name}: built {sample.name}: {built.status} ({built.seconds:.1f} s)")
+        if built.status == "ok":
+            plan.append((sample, built))
+        else:
+            records.append(_build_record(sample, target, built, provenance))
+    if plan:
+        started = time.monotonic()
+        log, accel = _boot(target, env, plan, out, progress)
+        provenance = _provenance(kernel, target, accel)
+        runs = {r.name: r for r in log.runs}
+        for sample, built in plan:
+            run = runs.get(sample.name) or _not_run(log, sample.name)
+            records.append(_run_record(sample, target, built, run, provenance))
+        progress(f"{target.name}: {len(log.boot_seconds)} boot(s), {time.monotonic() - started:.1f} s")
+    order = {s.name: i for i, (s, _) in enumerate(job.samples)}
+    return sorted(records, key=lambda r: order[r.sample])
+
+
+def verify(job: Job, progress: Progress) -> list[Record]:
+    run = {"id": job.results_file.stem, "started": datetime.now(UTC).isoformat(timespec="seconds")}
+    records: list[Record] = []
+    for target in job.targets:
+        records += verify_target(job, target, progress)
+        run["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+        results.save(job.results_file, run, records)
+    return records

@@ -1,0 +1,44 @@
+"""System packages the pipeline runs: installed with apt when root, else named."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+
+# command -> Debian package that provides it
+COMMANDS = {
+    "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-system-aarch64": "qemu-system-arm",
+    "mmdebstrap": "mmdebstrap",
+    "dpkg-deb": "dpkg",
+    "unshare": "util-linux",
+}
+
+
+class SetupError(RuntimeError):
+    """A system package is missing and cannot be installed from here."""
+
+
+def missing_packages() -> list[str]:
+    return sorted({pkg for cmd, pkg in COMMANDS.items() if shutil.which(cmd) is None})
+
+
+def ensure(progress: Callable[[str], None]) -> None:
+    """Install what is missing with apt when running as root; else say exactly what to run."""
+    packages = missing_packages()
+    if not packages:
+        return
+    line = f"apt-get install -y --no-install-recommends {' '.join(packages)}"
+    if os.geteuid() != 0:
+        raise SetupError(f"missing system packages; run as root: {line}")
+    progress(f"installing system packages: {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update", "-q"], line.split()):
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SetupError(f"{' '.join(argv)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    still = missing_packages()
+    if still:
+        raise SetupError(f"apt installed nothing for: {' '.join(still)}")

@@ -1,0 +1,74 @@
+"""Judging a sample's run from what the agent reported."""
+
+from __future__ import annotations
+
+from kprobe_docs.check import evaluate, match_in_order, taint_flags
+from kprobe_docs.qemu import SampleRun
+from kprobe_docs.sample import make_sample
+
+SAMPLE = make_sample(
+    "demo",
+    {"kind": "kmod", "expect": "demo: loaded\ndemo: removed", "reject": "Missed probing [1-9]", "listed": "k +f\\+0x0"},
+    "int x;\n",
+    "docs/p.md",
+    1,
+)
+OK_EVENTS = {"insmod1": "0", "rmmod1": "0", "insmod2": "0", "rmmod2": "0", "taint": "12288"}
+
+
+def _run(log1: list[str], **changes: object) -> SampleRun:
+    run = SampleRun("demo", events=dict(OK_EVENTS), outcome="completed")
+    run.sections = {"log1": log1, "log2": [], "kprobes": ["ffff  k  f+0x0    [FTRACE]"]}
+    for key, value in changes.items():
+        setattr(run, key, value)
+    return run
+
+
+def test_clean_run_passes_and_keeps_matched_lines() -> None:
+    verdict = evaluate(_run(["[1.0] demo: loaded", "[1.1] other", "[1.2] demo: removed"]), SAMPLE)
+    assert verdict.passed
+    assert verdict.matched == ["[1.0] demo: loaded", "[1.2] demo: removed"]
+
+
+def test_expectations_must_appear_in_order() -> None:
+    verdict = evaluate(_run(["[1.2] demo: removed", "[1.3] demo: loaded"]), SAMPLE)
+    assert verdict.checks == "failed"
+    assert verdict.reason == "expected log line not found: /demo: removed/"
+
+
+def test_rejected_pattern_fails() -> None:
+    verdict = evaluate(_run(["demo: loaded", "demo: removed", "Missed probing 3 instances"]), SAMPLE)
+    assert verdict.reason.startswith("rejected pattern /Missed probing [1-9]/")
+
+
+def test_oops_is_the_reason_even_when_unload_failed() -> None:
+    run = _run(["demo: loaded", "BUG: kernel NULL pointer dereference, address: 0"])
+    run.events["rmmod1"] = "1"
+    verdict = evaluate(run, SAMPLE)
+    assert verdict.load == "failed"
+    assert verdict.reason == "kernel log: BUG: kernel NULL pointer dereference, address: 0"
+
+
+def test_hang_and_crash_outcomes() -> None:
+    hung = evaluate(_run([], outcome="hung", events={}), SAMPLE)
+    assert hung.reason == "hang: no progress within 60 s (steps done: none)"
+    assert hung.checks == "not-run"
+    crashed = evaluate(_run([], outcome="crashed", console=["Kernel panic - not syncing: Fatal exception"]), SAMPLE)
+    assert crashed.reason == "kernel crashed: Kernel panic - not syncing: Fatal exception"
+
+
+def test_damaging_taint_fails() -> None:
+    run = _run(["demo: loaded", "demo: removed"])
+    run.events["taint"] = str(12288 | 512)
+    assert evaluate(run, SAMPLE).reason == "kernel tainted W (WOE)"
+
+
+def test_listed_patterns_read_the_kprobes_list() -> None:
+    run = _run(["demo: loaded", "demo: removed"])
+    run.sections["kprobes"] = []
+    assert evaluate(run, SAMPLE).reason == "kprobes/list has no line matching /k +f\\+0x0/"
+
+
+def test_helpers() -> None:
+    assert match_in_order(("a", "b"), ["b", "a"]) == (["a"], "b")
+    assert taint_flags(12288) == "OE"

@@ -1,0 +1,34 @@
+"""The initramfs: a real cpio archive the kernel (and cpio(1)) can read."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kprobe_docs.guest import make_initramfs
+from kprobe_docs.sample import make_sample
+
+
+def test_initramfs_lists_agent_busybox_and_samples(tmp_path: Path) -> None:
+    if shutil.which("cpio") is None:
+        pytest.skip("cpio(1) is not installed: apt-get install cpio")
+    busybox = tmp_path / "busybox"
+    busybox.write_bytes(b"\x7fELF fake")
+    module = tmp_path / "demo.ko"
+    module.write_bytes(b"module")
+    sample = make_sample("demo", {"kind": "kmod", "expect": "x", "params": "a=1", "trigger": "cat /x"}, "c", "p", 1)
+    image = tmp_path / "initrd.cpio"
+    make_initramfs(busybox, [(sample, module)], image)
+    listing = subprocess.run(["cpio", "-itv"], input=image.read_bytes(), capture_output=True, check=True)
+    names = [line.split()[-1] for line in listing.stdout.decode().splitlines()]
+    assert {"init", "bin/busybox", "kd/plan", "kd/demo/demo.ko", "kd/demo/params", "kd/demo/trigger"} <= set(names)
+    out = tmp_path / "x"
+    out.mkdir()
+    subprocess.run(["cpio", "-id", "--quiet"], input=image.read_bytes(), cwd=out, check=True)
+    assert (out / "kd" / "plan").read_text() == "demo\n"
+    assert (out / "kd" / "demo" / "params").read_text() == "a=1\n"
+    assert (out / "init").read_bytes().startswith(b"#!/bin/busybox sh")
+    assert (out / "kd" / "demo" / "trigger").stat().st_mode & 0o111

@@ -1,0 +1,76 @@
+"""The Sphinx extension, run for real on small projects."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """# Demo
+
+```{kprobe-sample} demo_mod
+---
+kind: kmod
+expect: |
+  demo_mod: loaded
+---
+int demo;
+```
+"""
+
+BAD = """# Demo
+
+Text.
+
+```{kprobe-sample} demo_mod
+---
+kind: kmod
+expect: |
+  demo_mod: (unclosed
+---
+int demo;
+```
+"""
+
+
+def _project(tmp_path: Path, page: str) -> Path:
+    shutil.copy(ROOT / "conf.py", tmp_path / "conf.py")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text(page)
+    (tmp_path / "samples").mkdir()
+    return tmp_path
+
+
+def _build(project: Path) -> subprocess.CompletedProcess[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-W",
+        "-b",
+        "html",
+        "-c",
+        str(project),
+        str(project / "docs"),
+        str(project / "out"),
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, cwd=project)
+
+
+def test_malformed_directive_is_an_error_naming_file_and_line(tmp_path: Path) -> None:
+    proc = _build(_project(tmp_path, BAD))
+    assert proc.returncode != 0
+    assert "docs/index.md:5: kprobe-sample demo_mod: expect: bad regular expression" in proc.stderr
+
+
+def test_unverified_sample_renders_code_and_says_so(tmp_path: Path) -> None:
+    proc = _build(_project(tmp_path, GOOD))
+    assert proc.returncode == 0, proc.stderr
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert 'class="kd-code highlight-c' in html and '<span class="n">demo</span>' in html
+    assert "copybutton.js" in html
+    assert "not verified yet" in html
+    assert "_samples/demo_mod.zip" in html

@@ -60,9 +60,7 @@ def build_sample(env: BuildEnv, kernel: Kernel, sample_dir: Path, sample: Sample
     argv = ["make", "-C", kernel.headers, f"M={inside}", "modules"]
     started = time.monotonic()
     try:
-        proc = subprocess.run(
-            chroot_command(env.root, argv), capture_output=True, text=True, timeout=BUILD_TIMEOUT
-        )
+        proc = subprocess.run(chroot_command(env.root, argv), capture_output=True, text=True, timeout=BUILD_TIMEOUT)
         log, returncode = proc.stdout + proc.stderr, proc.returncode
     except subprocess.TimeoutExpired:
         log, returncode = f"build timed out after {BUILD_TIMEOUT} s\n", -1

@@ -123,7 +123,9 @@ def _mmdebstrap(spec: dict[str, object], root: Path, log: Path, progress: Progre
 
 
 def _deb_field(deb: Path, field: str) -> str:
-    return subprocess.run(["dpkg-deb", "-f", str(deb), field], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["dpkg-deb", "-f", str(deb), field], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def _vmlinuz_in(deb: Path) -> str | None:
@@ -149,7 +151,9 @@ def _in_chroot(root: Path, script: str) -> str:
 
 def _depends(root: Path, package: str) -> list[str]:
     out = _in_chroot(root, f"apt-cache depends --no-recommends --no-suggests {package}")
-    return [line.split(":", 1)[1].strip() for line in out.splitlines() if line.strip().lstrip("|").startswith("Depends:")]
+    return [
+        line.split(":", 1)[1].strip() for line in out.splitlines() if line.strip().lstrip("|").startswith("Depends:")
+    ]
 
 
 def _find_image(root: Path, target: Target, log: Path) -> Path:

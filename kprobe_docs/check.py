@@ -64,8 +64,8 @@ def _rc(run: SampleRun, event: str) -> str:
 
 def _check_outcome(run: SampleRun, sample: Sample, verdict: Verdict) -> None:
     if run.outcome == "hung":
-        last = list(run.events)[-1] if run.events else "insmod"
-        verdict.fail("load", f"hang: no progress within {sample.timeout} s (last step done: {last})")
+        done = ", ".join(run.events) or "none"
+        verdict.fail("load", f"hang: no progress within {sample.timeout} s (steps done: {done})")
     elif run.outcome == "unbooted":
         verdict.fail("load", "the guest did not boot far enough to run this sample")
     elif run.outcome == "crashed":
@@ -74,7 +74,12 @@ def _check_outcome(run: SampleRun, sample: Sample, verdict: Verdict) -> None:
 
 
 def _check_cycles(run: SampleRun, verdict: Verdict) -> None:
-    for event, what in (("insmod1", "insmod"), ("rmmod1", "rmmod"), ("insmod2", "second insmod"), ("rmmod2", "second rmmod")):
+    for event, what in (
+        ("insmod1", "insmod"),
+        ("rmmod1", "rmmod"),
+        ("insmod2", "second insmod"),
+        ("rmmod2", "second rmmod"),
+    ):
         rc = _rc(run, event)
         if rc != "0":
             output = run.sections.get(event, [])

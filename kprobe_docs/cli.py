@@ -1,11 +1,11 @@
 """``kprobe-docs``: extract, prepare, verify and report.
 
-    kprobe-docs setup                 install the system packages the pipeline needs
-    kprobe-docs targets               list targets and what is cached for them
-    kprobe-docs prepare TARGET...     make (or reuse) the build environment and kernel
-    kprobe-docs extract [--check]     write samples/ from docs/, or check they agree
-    kprobe-docs verify [options]      build, boot and check samples; print the table
-    kprobe-docs results               print the table of the newest results
+kprobe-docs setup                 install the system packages the pipeline needs
+kprobe-docs targets               list targets and what is cached for them
+kprobe-docs prepare TARGET...     make (or reuse) the build environment and kernel
+kprobe-docs extract [--check]     write samples/ from docs/, or check they agree
+kprobe-docs verify [options]      build, boot and check samples; print the table
+kprobe-docs results               print the table of the newest results
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ def _fixtures(root: Path, scratch: Path) -> list[tuple[Sample, Path]]:
 def _samples(root: Path, names: list[str], with_fixtures: bool, scratch: Path) -> list[tuple[Sample, Path]]:
     problems = extract.differences(extract.collect(root / "docs", root), root / "samples")
     if problems:
-        raise SampleError("samples", 0, f"samples/ is out of sync with docs/ ({problems[0]}): run 'kprobe-docs extract'")
+        raise SampleError(
+            "samples", 0, f"samples/ is out of sync with docs/ ({problems[0]}): run 'kprobe-docs extract'"
+        )
     chosen = [(load_sample(d), d) for d in sorted((root / "samples").iterdir()) if d.is_dir()]
     if with_fixtures:
         chosen += _fixtures(root, scratch)
@@ -136,7 +138,9 @@ def _list(value: str) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="kprobe-docs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = argparse.ArgumentParser(
+        prog="kprobe-docs", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = top.add_subparsers(dest="command", required=True)
     sub.add_parser("setup", help="install missing system packages (apt, as root)").set_defaults(func=cmd_setup)
     sub.add_parser("targets", help="list targets and their cache state").set_defaults(func=cmd_targets)

@@ -89,7 +89,9 @@ def collect(docs: Path, root: Path) -> list[Sample]:
         for sample in samples_in_text(page.read_text(), rel):
             if sample.name in seen:
                 first = seen[sample.name]
-                raise SampleError(rel, sample.line, f"sample {sample.name!r} already defined at {first.page}:{first.line}")
+                raise SampleError(
+                    rel, sample.line, f"sample {sample.name!r} already defined at {first.page}:{first.line}"
+                )
             seen[sample.name] = sample
     return list(seen.values())
 

@@ -98,7 +98,8 @@ class _Follower:
             if self.current is not None and len(parts) >= 3 and parts[1] == self.current.name:
                 self.current.sections.setdefault(parts[2], []).append(parts[3] if len(parts) > 3 else "")
         elif text.startswith("@@KD "):
-            self._event(*(text.split(" ", 3)[1:] + ["", "", ""])[:3])
+            event, name, value = [*text.split(" ", 3)[1:], "", ""][:3]
+            self._event(event, name, value)
         elif self.current is not None:
             self.current.console = [*self.current.console[-EXCERPT_LINES + 1 :], text]
 
@@ -138,9 +139,10 @@ def boot_once(
 
 
 def _follow(argv: list[str], follower: _Follower, console: Path) -> None:
-    with console.open("a") as out, subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    ) as proc:
+    with (
+        console.open("a") as out,
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc,
+    ):
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         selector = selectors.DefaultSelector()

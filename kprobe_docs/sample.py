@@ -197,9 +197,7 @@ def _check_contract(sample: Sample) -> None:
         raise ValueError("expect: a sample that builds must name at least one log line it prints")
 
 
-def make_sample(
-    name: str, options: dict[str, Any], code: str, path: str, line: int
-) -> Sample:
+def make_sample(name: str, options: dict[str, Any], code: str, path: str, line: int) -> Sample:
     """Validate one directive; raise SampleError naming ``path:line`` if malformed."""
     try:
         if not NAME_RE.fullmatch(name):

@@ -90,9 +90,9 @@ def parse_one_line(text: str) -> list[AptSource]:
     """``deb [opts] URI SUITE COMPONENT...`` lines."""
     out = []
     for line in text.splitlines():
-        line = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
-        if len(line) >= 3 and line[0] == "deb":
-            out.append(AptSource(line[1].rstrip("/"), (line[2],)))
+        words = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+        if len(words) >= 3 and words[0] == "deb":
+            out.append(AptSource(words[1].rstrip("/"), (words[2],)))
     return out
 
 
@@ -140,9 +140,7 @@ class Mirror:
 def find_mirror(sources: list[AptSource]) -> Mirror:
     security = [s.uri for s in sources if any(x.endswith("-security") for x in s.suites)]
     archive = [
-        s.uri
-        for s in sources
-        if s.uri not in security and any(x.split("-")[0] in DEBIAN_CODENAMES for x in s.suites)
+        s.uri for s in sources if s.uri not in security and any(x.split("-")[0] in DEBIAN_CODENAMES for x in s.suites)
     ]
     if not archive:
         raise TargetError(

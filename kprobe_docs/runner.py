@@ -12,6 +12,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,20 +155,33 @@ def _not_run(log: qemu.BootLog, name: str) -> qemu.SampleRun:
     return qemu.SampleRun(name, console=log.tail, outcome="unbooted")
 
 
+def _build_all(
+    env: BuildEnv, kernel: Kernel, samples: list[tuple[Sample, Path]], out: Path, progress: Progress
+) -> list[tuple[Sample, BuildResult]]:
+    """Build the samples, as many at once as there are cores, in their given order."""
+
+    def one(item: tuple[Sample, Path]) -> tuple[Sample, BuildResult]:
+        sample, directory = item
+        built = build_sample(env, kernel, directory, sample, out / sample.name)
+        progress(f"{kernel.target}: built {sample.name}: {built.status} ({built.seconds:.1f} s)")
+        return sample, built
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(pool.map(one, samples))
+
+
 def verify_target(job: Job, target: Target, progress: Progress) -> list[Record]:
     env = environment_for(target, job.catalog, progress)
     kernel = env.kernels[target.name]
     out = job.build_dir / target.name
     out.mkdir(parents=True, exist_ok=True)
     provenance = _provenance(kernel, target, "")
-    records: list[Record] = []
+    claimed = [(s, d) for s, d in job.samples if s.claims(target.arch, kernel.upstream)]
+    names = {s.name for s, _ in claimed}
+    outside = [s for s, _ in job.samples if s.name not in names]
+    records = [_record(s, target, "not-claimed", provenance=provenance) for s in outside]
     plan: list[tuple[Sample, BuildResult]] = []
-    for sample, directory in job.samples:
-        if not sample.claims(target.arch, kernel.upstream):
-            records.append(_record(sample, target, "not-claimed", provenance=provenance))
-            continue
-        built = build_sample(env, kernel, directory, sample, out / sample.name)
-        progress(f"{target.name}: built {sample.name}: {built.status} ({built.seconds:.1f} s)")
+    for sample, built in _build_all(env, kernel, claimed, out, progress):
         if built.status == "ok":
             plan.append((sample, built))
         else:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import Directive, directives
+from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util import logging
 
@@ -66,22 +67,38 @@ def _provenance(record: Record) -> str:
     return "; ".join(parts)
 
 
-def _captured(record: Record) -> list[nodes.Node]:
-    if record.verdict == "not-claimed":
-        return []
-    title = nodes.rubric("", f"Captured on {record.target}")
-    out: list[nodes.Node] = [title, nodes.paragraph("", _provenance(record), classes=["kd-provenance"])]
-    if record.reason:
-        out.append(nodes.paragraph("", f"Result: {record.reason}", classes=["kd-reason"]))
+def _captured_lines(record: Record) -> list[str]:
     lines = record.log or record.console
     if record.build.get("status") not in (None, "ok"):
         lines = [record.build.get("problem", "")]
     if record.kprobes:
         lines = [*lines, "", "# cat /sys/kernel/debug/kprobes/list", *record.kprobes]
-    if lines:
-        text = "\n".join(lines)
-        out.append(nodes.literal_block(text, text, classes=["kd-captured"], language="text"))
-    return out
+    return lines
+
+
+def _verdict_text(record: Record) -> str:
+    if record.build.get("status") == "expected-failure":
+        return "fails to build, as the page says"
+    return {"pass": "passed", "fail": "FAILED"}.get(record.verdict, record.verdict)
+
+
+def captured_markdown(records: list[Record]) -> str:
+    """A tab per target with its verdict, provenance and captured log, as MyST."""
+    shown = [r for r in records if r.verdict != "not-claimed"]
+    if not shown:
+        return ""
+    out = ["::::{tab-set}", ":class: kd-captured-tabs"]
+    for record in shown:
+        out += [f":::{{tab-item}} {record.target}", f"**{_verdict_text(record)}**", ""]
+        if record.reason:
+            out += [f"Result: `{record.reason.replace('`', chr(39))}`", ""]
+        out += [f"{{sub}}`{_provenance(record)}`", ""]
+        lines = _captured_lines(record)
+        if lines:
+            out += ["```{code-block} text", ":class: kd-captured", *lines, "```"]
+        out += [":::", ""]
+    out.append("::::")
+    return "\n".join(out)
 
 
 class SampleDirective(Directive):
@@ -115,8 +132,10 @@ class SampleDirective(Directive):
         code = nodes.literal_block(sample.code, sample.code, language=language, classes=["kd-code"])
         section += code
         section += self._download(sample)
-        for record in records_for(app, sample.name):
-            section.extend(_captured(record))
+        captured = captured_markdown(records_for(app, sample.name))
+        if captured:
+            section += nodes.rubric("", "Captured output")
+            self.state.nested_parse(StringList(captured.splitlines(), source="kprobe-docs results"), 0, section)
         return [section]
 
     def _badges(self, app: Sphinx, sample: Sample) -> nodes.paragraph:

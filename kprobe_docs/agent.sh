@@ -61,6 +61,16 @@ cycle() {
 BAD_TAINT=$(((1 << 4) | (1 << 5) | (1 << 7) | (1 << 9) | (1 << 14)))
 
 event booted - "$(uname -r)"
+
+# Facts about the kprobes interface of this kernel, reported once per boot.
+k=/sys/kernel/debug/kprobes
+emit - enabled $k/enabled
+wc -l <$k/blacklist >/tmp/count
+emit - blacklist-entries /tmp/count
+head -n 5 $k/blacklist >/tmp/head
+emit - blacklist-head /tmp/head
+cat /proc/sys/debug/kprobes-optimization >/tmp/opt 2>&1
+emit - kprobes-optimization /tmp/opt
 i=0
 while read -r name; do
 	if [ "$i" -ge "$start" ]; then

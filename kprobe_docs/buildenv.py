@@ -46,6 +46,12 @@ class Kernel:
     vmlinuz: str  # absolute path on the host
     headers: str  # path inside the chroot
 
+    def config(self, options: tuple[str, ...]) -> dict[str, str]:
+        """Values of ``options`` in the image's own config file ("n" when unset)."""
+        path = Path(self.vmlinuz).parent / f"config-{self.release}"
+        values = dict(re.findall(r"^(CONFIG_\w+)=(.*)$", path.read_text(), re.MULTILINE))
+        return {option: values.get(option, "n").strip('"') for option in options}
+
     @property
     def upstream(self) -> tuple[int, int]:
         match = re.match(r"(\d+)\.(\d+)", self.version)

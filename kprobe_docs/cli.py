@@ -125,7 +125,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_results(args: argparse.Namespace) -> int:
     root = project_root()
-    records = list(results.newest(root / "results").values())
+    records = list(results.newest(root / "results").records.values())
     if not records:
         print("no results yet: run 'kprobe-docs verify'")
         return 1

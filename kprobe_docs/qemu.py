@@ -59,6 +59,7 @@ class BootLog:
     boot_seconds: list[float] = field(default_factory=list)
     failure: str = ""  # set when a boot never reached the agent
     tail: list[str] = field(default_factory=list)
+    facts: dict[str, list[str]] = field(default_factory=dict)  # per-boot facts, e.g. kprobes/enabled
 
 
 def qemu_version(arch: str) -> str:
@@ -94,9 +95,11 @@ class _Follower:
     def line(self, text: str) -> None:
         self.last = [*self.last[-EXCERPT_LINES + 1 :], text]
         if text.startswith("@@KL "):
-            parts = text.split(" ", 3)
-            if self.current is not None and len(parts) >= 3 and parts[1] == self.current.name:
-                self.current.sections.setdefault(parts[2], []).append(parts[3] if len(parts) > 3 else "")
+            _, owner, section, line = [*text.split(" ", 3), ""][:4]
+            if owner == "-":
+                self.log.facts.setdefault(section, []).append(line)
+            elif self.current is not None and owner == self.current.name:
+                self.current.sections.setdefault(section, []).append(line)
         elif text.startswith("@@KD "):
             event, name, value = [*text.split(" ", 3)[1:], "", ""][:3]
             self._event(event, name, value)
@@ -107,6 +110,7 @@ class _Follower:
         now = time.monotonic()
         if event == "booted":
             self.booted = True
+            self.log.facts = {}
             self.log.boot_seconds.append(round(now - self.started, 2))
             self.deadline = now + GAP_TIMEOUT
         elif event == "begin":

@@ -68,16 +68,24 @@ def write_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def save(path: Path, run: dict[str, Any], records: list[Record]) -> None:
-    write_atomic(path, {"format": FORMAT, "run": run, "records": [asdict(r) for r in records]})
+def save(path: Path, run: dict[str, Any], records: list[Record], targets: dict[str, Any]) -> None:
+    """Write a run: its records and, per target, facts read from the kernel and the guest."""
+    data = {"format": FORMAT, "run": run, "targets": targets, "records": [asdict(r) for r in records]}
+    write_atomic(path, data)
 
 
-def load_file(path: Path) -> list[Record]:
+@dataclass
+class Run:
+    records: list[Record]
+    targets: dict[str, Any]
+
+
+def load_file(path: Path) -> Run:
     try:
         data = json.loads(path.read_text())
         if data.get("format") != FORMAT:
             raise ResultsError(f"{path}: format {data.get('format')!r}, this version reads {FORMAT}")
-        return [Record(**r) for r in data["records"]]
+        return Run([Record(**r) for r in data["records"]], dict(data["targets"]))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, ResultsError):
             raise
@@ -88,12 +96,20 @@ def result_files(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.json")) if directory.is_dir() else []
 
 
-def newest(directory: Path) -> dict[tuple[str, str], Record]:
-    """For each (sample, target), the record from the newest run that has one."""
-    merged: dict[tuple[str, str], Record] = {}
+@dataclass
+class Newest:
+    """For each (sample, target) and each target, what the newest run that has it says."""
+
+    records: dict[tuple[str, str], Record] = field(default_factory=dict)
+    targets: dict[str, Any] = field(default_factory=dict)
+
+
+def newest(directory: Path) -> Newest:
+    merged = Newest()
     for path in result_files(directory):
-        for record in load_file(path):
-            merged[record.key] = record
+        run = load_file(path)
+        merged.records.update((r.key, r) for r in run.records)
+        merged.targets.update(run.targets)
     return merged
 
 

@@ -28,6 +28,32 @@ from .targets import Catalog, Target, find_mirror, system_sources
 
 Progress = Callable[[str], None]
 
+# Kernel config options recorded per target and shown by the configuring page.
+CONFIG_SHOWN = (
+    "CONFIG_KPROBES",
+    "CONFIG_KRETPROBES",
+    "CONFIG_KRETPROBE_ON_RETHOOK",
+    "CONFIG_OPTPROBES",
+    "CONFIG_KPROBES_ON_FTRACE",
+    "CONFIG_KPROBE_EVENTS",
+    "CONFIG_FPROBE",
+    "CONFIG_MODULES",
+    "CONFIG_MODULE_UNLOAD",
+    "CONFIG_MODULE_SIG",
+    "CONFIG_MODULE_SIG_FORCE",
+    "CONFIG_KALLSYMS",
+    "CONFIG_KALLSYMS_ALL",
+    "CONFIG_DEBUG_INFO",
+    "CONFIG_DEBUG_INFO_BTF",
+    "CONFIG_DEBUG_FS",
+    "CONFIG_DYNAMIC_FTRACE_WITH_REGS",
+    "CONFIG_PREEMPTION",
+    "CONFIG_PREEMPT_DYNAMIC",
+    "CONFIG_PREEMPT_RT",
+    "CONFIG_IKCONFIG_PROC",
+    "CONFIG_X86_KERNEL_IBT",
+)
+
 
 @dataclass(frozen=True)
 class Job:
@@ -170,22 +196,49 @@ def _build_all(
         return list(pool.map(one, samples))
 
 
-def verify_target(job: Job, target: Target, progress: Progress) -> list[Record]:
-    env = environment_for(target, job.catalog, progress)
+def _build_stage(
+    job: Job, target: Target, env: BuildEnv, out: Path, provenance: dict[str, str], progress: Progress
+) -> tuple[list[Record], list[tuple[Sample, BuildResult]]]:
+    """Records for samples not claimed or not built, and the plan of built modules to boot."""
     kernel = env.kernels[target.name]
-    out = job.build_dir / target.name
-    out.mkdir(parents=True, exist_ok=True)
-    provenance = _provenance(kernel, target, "")
     claimed = [(s, d) for s, d in job.samples if s.claims(target.arch, kernel.upstream)]
     names = {s.name for s, _ in claimed}
-    outside = [s for s, _ in job.samples if s.name not in names]
-    records = [_record(s, target, "not-claimed", provenance=provenance) for s in outside]
+    records = [_record(s, target, "not-claimed", provenance=provenance) for s, _ in job.samples if s.name not in names]
     plan: list[tuple[Sample, BuildResult]] = []
     for sample, built in _build_all(env, kernel, claimed, out, progress):
         if built.status == "ok":
             plan.append((sample, built))
         else:
             records.append(_build_record(sample, target, built, provenance))
+    return records, plan
+
+
+@dataclass
+class TargetRun:
+    records: list[Record]
+    facts: dict[str, object]  # the kernel's config and what the guest reported about kprobes
+
+
+def _facts(target: Target, kernel: Kernel, provenance: dict[str, str], log: qemu.BootLog | None) -> dict[str, object]:
+    return {
+        "release": target.release,
+        "arch": target.arch,
+        "flavour": target.flavour,
+        "provenance": provenance,
+        "config": kernel.config(CONFIG_SHOWN),
+        "debugfs": log.facts if log else {},
+        "boot_seconds": log.boot_seconds if log else [],
+    }
+
+
+def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
+    env = environment_for(target, job.catalog, progress)
+    kernel = env.kernels[target.name]
+    out = job.build_dir / target.name
+    out.mkdir(parents=True, exist_ok=True)
+    provenance = _provenance(kernel, target, "")
+    records, plan = _build_stage(job, target, env, out, provenance, progress)
+    log = None
     if plan:
         started = time.monotonic()
         log, accel = _boot(target, env, plan, out, progress)
@@ -196,14 +249,28 @@ def verify_target(job: Job, target: Target, progress: Progress) -> list[Record]:
             records.append(_run_record(sample, target, built, run, provenance))
         progress(f"{target.name}: {len(log.boot_seconds)} boot(s), {time.monotonic() - started:.1f} s")
     order = {s.name: i for i, (s, _) in enumerate(job.samples)}
-    return sorted(records, key=lambda r: order[r.sample])
+    records.sort(key=lambda r: order[r.sample])
+    return TargetRun(records, _facts(target, kernel, provenance, log))
+
+
+class Recorder:
+    """Collects a run's targets and rewrites its results file atomically after each."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.run = {"id": path.stem, "started": datetime.now(UTC).isoformat(timespec="seconds")}
+        self.records: list[Record] = []
+        self.targets: dict[str, object] = {}
+
+    def add(self, target: Target, done: TargetRun) -> None:
+        self.records += done.records
+        self.targets[target.name] = done.facts
+        self.run["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+        results.save(self.path, self.run, self.records, self.targets)
 
 
 def verify(job: Job, progress: Progress) -> list[Record]:
-    run = {"id": job.results_file.stem, "started": datetime.now(UTC).isoformat(timespec="seconds")}
-    records: list[Record] = []
+    recorder = Recorder(job.results_file)
     for target in job.targets:
-        records += verify_target(job, target, progress)
-        run["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-        results.save(job.results_file, run, records)
-    return records
+        recorder.add(target, verify_target(job, target, progress))
+    return recorder.records

@@ -27,21 +27,22 @@ STATIC = Path(__file__).parent / "static"
 BADGE_TEXT = {"pass": "pass", "fail": "fail", "not-claimed": "not claimed"}
 
 
-def _results(app: Sphinx) -> dict[tuple[str, str], Record]:
-    cached: dict[tuple[str, str], Record] | None = getattr(app, "_kd_results", None)
+def newest_results(app: Sphinx) -> results.Newest:
+    """The newest results, read once per build."""
+    cached: results.Newest | None = getattr(app, "_kd_results", None)
     if cached is None:
-        directory = Path(app.confdir) / "results"
         try:
-            cached = results.newest(directory)
+            cached = results.newest(Path(app.confdir) / "results")
         except results.ResultsError as exc:
             LOGGER.warning("kprobe-docs: %s", exc)
-            cached = {}
+            cached = results.Newest()
         app._kd_results = cached  # type: ignore[attr-defined]
     return cached
 
 
 def records_for(app: Sphinx, sample: str) -> list[Record]:
-    return sorted((r for (s, _), r in _results(app).items() if s == sample), key=lambda r: r.target)
+    found = (r for (s, _), r in newest_results(app).records.items() if s == sample)
+    return sorted(found, key=lambda r: r.target)
 
 
 def _badge(record: Record, current: bool) -> nodes.inline:
@@ -155,6 +156,116 @@ class SampleDirective(Directive):
         return nodes.paragraph("", "", link, classes=["kd-download"])
 
 
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return [line(header), line(["---"] * len(header)), *(line(r) for r in rows)]
+
+
+class _ResultsTable(Directive):
+    """Base of the directives that render a table from the newest results."""
+
+    has_content = False
+
+    def lines(self, newest: results.Newest) -> list[str]:
+        raise NotImplementedError
+
+    def run(self) -> list[nodes.Node]:
+        app = self.state.document.settings.env.app
+        newest = newest_results(app)
+        container = nodes.container(classes=["kd-results-table"])
+        if not newest.targets:
+            container += nodes.paragraph("", "Not verified yet: no results. Run kprobe-docs verify.")
+            return [container]
+        source = StringList(self.lines(newest), source="kprobe-docs results")
+        self.state.nested_parse(source, 0, container)
+        return [container]
+
+
+def _provenance_notes(newest: results.Newest) -> list[str]:
+    notes = []
+    for name, facts in sorted(newest.targets.items()):
+        p = facts.get("provenance", {})
+        notes.append(
+            f"- `{name}`: {p.get('kernel_package', '?')} {p.get('kernel_version', '')}, run {p.get('date', '?')}"
+        )
+    return ["", *notes]
+
+
+class KernelConfigDirective(_ResultsTable):
+    """``kprobe-kernel-config``: the kprobes-related options of each target kernel's config."""
+
+    def lines(self, newest: results.Newest) -> list[str]:
+        targets = sorted(newest.targets)
+        options = list(dict.fromkeys(o for t in targets for o in newest.targets[t].get("config", {})))
+        rows = [[f"`{o}`", *(newest.targets[t].get("config", {}).get(o, "?") for t in targets)] for o in options]
+        return [*_table(["option", *(f"`{t}`" for t in targets)], rows), *_provenance_notes(newest)]
+
+
+class DebugfsDirective(_ResultsTable):
+    """``kprobe-debugfs [SAMPLE]``: /sys/kernel/debug/kprobes per target, as the runs read it.
+
+    With a sample name, the kprobes list captured while that sample was loaded
+    comes first; then the files the guest read at boot.
+    """
+
+    optional_arguments = 1
+
+    def lines(self, newest: results.Newest) -> list[str]:
+        out: list[str] = []
+        for name, facts in sorted(newest.targets.items()):
+            debugfs = facts.get("debugfs", {})
+            if not debugfs:
+                continue
+            entries = " ".join(debugfs.get("blacklist-entries", ["?"])).strip()
+            out += [f"**{name}**", "", "```text"]
+            record = newest.records.get((self.arguments[0], name)) if self.arguments else None
+            if record is not None and record.kprobes:
+                out += [f"# cat /sys/kernel/debug/kprobes/list    (with {record.sample} loaded)", *record.kprobes]
+            out += ["# cat /sys/kernel/debug/kprobes/enabled", *debugfs.get("enabled", [])]
+            out += ["# cat /proc/sys/debug/kprobes-optimization", *debugfs.get("kprobes-optimization", [])]
+            out += [f"# head -n 5 /sys/kernel/debug/kprobes/blacklist   ({entries} lines in all)"]
+            out += [*debugfs.get("blacklist-head", []), "```", ""]
+        return out + _provenance_notes(newest)
+
+
+def _matrix_cell(record: Record | None) -> str:
+    if record is None:
+        return "no result"
+    if record.build.get("status") == "expected-failure":
+        return "fails to build, as claimed"
+    return {"pass": "pass", "fail": "**FAIL**", "not-claimed": "not claimed"}.get(record.verdict, record.verdict)
+
+
+class MatrixDirective(_ResultsTable):
+    """``kprobe-matrix``: page samples x targets, pass / fail / not claimed, linked to their pages."""
+
+    def lines(self, newest: results.Newest) -> list[str]:
+        targets = sorted(newest.targets)
+        pages = {s: r.page for (s, _), r in newest.records.items() if r.page.startswith("docs/")}
+        rows = []
+        for sample in sorted(pages):
+            link = f"[{sample}](/{pages[sample].removeprefix('docs/')})"
+            rows.append([link, *(_matrix_cell(newest.records.get((sample, t))) for t in targets)])
+        return [*_table(["sample", *(f"`{t}`" for t in targets)], rows), *_provenance_notes(newest)]
+
+
+class ArchesDirective(_ResultsTable):
+    """``kprobe-arches``: per architecture, the kernels verified and how many samples passed."""
+
+    def lines(self, newest: results.Newest) -> list[str]:
+        rows = []
+        for arch in sorted({f.get("arch", "?") for f in newest.targets.values()}):
+            targets = sorted(t for t, f in newest.targets.items() if f.get("arch") == arch)
+            mine = [r for (_, t), r in newest.records.items() if t in targets and r.page.startswith("docs/")]
+            claimed = [r for r in mine if r.verdict != "not-claimed"]
+            passed = sum(r.verdict == "pass" for r in claimed)
+            kernels = ", ".join(f"`{t}`" for t in targets)
+            rows.append([arch, kernels, f"{passed} of {len(claimed)} sample runs pass"])
+        return _table(["Debian arch", "targets verified", "results"], rows)
+
+
 def _write_downloads(app: Sphinx, exception: Exception | None) -> None:
     if exception is not None or app.builder.format != "html":
         return
@@ -171,6 +282,10 @@ def _add_static(app: Sphinx) -> None:
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive(DIRECTIVE, SampleDirective)
+    app.add_directive("kprobe-kernel-config", KernelConfigDirective)
+    app.add_directive("kprobe-debugfs", DebugfsDirective)
+    app.add_directive("kprobe-matrix", MatrixDirective)
+    app.add_directive("kprobe-arches", ArchesDirective)
     app.connect("builder-inited", _add_static)
     app.connect("build-finished", _write_downloads)
     app.add_css_file("kprobe-docs.css")

@@ -15,9 +15,12 @@ def _record(sample: str, target: str, verdict: str, **fields: object) -> Record:
 
 
 def test_newest_record_wins_per_sample_and_target(tmp_path: Path) -> None:
-    results.save(tmp_path / "20260101T000000Z-1.json", {}, [_record("a", "t1", "fail"), _record("b", "t1", "pass")])
-    results.save(tmp_path / "20260102T000000Z-1.json", {}, [_record("a", "t1", "pass")])
-    merged = results.newest(tmp_path)
+    first = [_record("a", "t1", "fail"), _record("b", "t1", "pass")]
+    results.save(tmp_path / "20260101T000000Z-1.json", {}, first, {"t1": {"config": {"CONFIG_KPROBES": "y"}}})
+    results.save(tmp_path / "20260102T000000Z-1.json", {}, [_record("a", "t1", "pass")], {"t2": {}})
+    newest = results.newest(tmp_path)
+    assert set(newest.targets) == {"t1", "t2"}
+    merged = newest.records
     assert merged[("a", "t1")].verdict == "pass"
     assert merged[("b", "t1")].verdict == "pass"
     assert not list(tmp_path.glob(".*tmp"))

@@ -16,16 +16,15 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kprobe_docs import extract, results, system
+from kprobe_docs import extract, system
 from kprobe_docs.paths import project_root
 from kprobe_docs.results import Record
-from kprobe_docs.runner import Job, run_id, verify_target
+from kprobe_docs.runner import Job, Recorder, run_id, verify_target
 from kprobe_docs.sample import Sample, load_sample
 from kprobe_docs.targets import Target, load_catalog
 
@@ -68,8 +67,7 @@ class Session:
         self.scratch = Path(tempfile.mkdtemp(prefix="kprobe-docs-fixtures-"))
         self.samples = self._samples(_names(config.getoption("kd_samples")), not config.getoption("kd_no_faults"))
         self.records: dict[str, dict[str, Record]] = {}
-        self.results_file = self.root / "results" / f"{run_id()}.json"
-        self.run = {"id": self.results_file.stem, "started": datetime.now(UTC).isoformat(timespec="seconds")}
+        self.recorder = Recorder(self.root / "results" / f"{run_id()}.json")
 
     def _samples(self, names: list[str], faults: bool) -> list[tuple[Sample, Path]]:
         chosen: list[tuple[Sample, Path]] = []
@@ -84,11 +82,10 @@ class Session:
     def record(self, sample: str, target: Target) -> Record:
         if target.name not in self.records:
             system.ensure(_progress)
-            job = Job(self.samples, [target], self.catalog, self.root / "build", self.results_file)
-            self.records[target.name] = {r.sample: r for r in verify_target(job, target, _progress)}
-            self.run["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-            every = [r for by_sample in self.records.values() for r in by_sample.values()]
-            results.save(self.results_file, self.run, every)
+            job = Job(self.samples, [target], self.catalog, self.root / "build", self.recorder.path)
+            done = verify_target(job, target, _progress)
+            self.recorder.add(target, done)
+            self.records[target.name] = {r.sample: r for r in done.records}
         return self.records[target.name][sample]
 
 

@@ -8,6 +8,7 @@ or modpost warning fails the build.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -53,7 +54,7 @@ def _status(sample: Sample, returncode: int, log: str) -> str:
 
 def build_sample(env: BuildEnv, kernel: Kernel, sample_dir: Path, sample: Sample, out: Path) -> BuildResult:
     """Build ``sample_dir`` for ``kernel``; results go to ``out`` (replaced)."""
-    inside = Path("/kd-build") / kernel.target / sample.name
+    inside = Path("/kd-build") / f"{kernel.target}-{os.getpid()}" / sample.name
     work = env.root / inside.relative_to("/")
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(sample_dir, work)
@@ -61,7 +62,8 @@ def build_sample(env: BuildEnv, kernel: Kernel, sample_dir: Path, sample: Sample
     started = time.monotonic()
     try:
         proc = subprocess.run(chroot_command(env.root, argv), capture_output=True, text=True, timeout=BUILD_TIMEOUT)
-        log, returncode = proc.stdout + proc.stderr, proc.returncode
+        # Paths relative to the sample, as a reader building it by hand would see them.
+        log, returncode = (proc.stdout + proc.stderr).replace(f"{inside}/", ""), proc.returncode
     except subprocess.TimeoutExpired:
         log, returncode = f"build timed out after {BUILD_TIMEOUT} s\n", -1
     seconds = time.monotonic() - started
@@ -74,6 +76,7 @@ def build_sample(env: BuildEnv, kernel: Kernel, sample_dir: Path, sample: Sample
     if status == "ok":
         module = str(out / f"{sample.name}.ko")
         shutil.copy(work / f"{sample.name}.ko", module)
+    shutil.rmtree(work)
     problem = "" if status == "ok" else _problem(log) or f"make exited {returncode}"
     if status == "unexpected-success":
         problem = "the page says this sample cannot build, but it built"

@@ -116,7 +116,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="kprobe-docs-fixtures-") as scratch:
         samples = _samples(root, args.samples, args.fixtures, Path(scratch))
         results_file = Path(args.results or root / "results") / f"{run_id()}.json"
-        job = Job(samples, targets, catalog, root / "build", results_file)
+        job = Job(samples, targets, catalog, Path(args.build_dir or root / "build"), results_file)
         records = verify(job, progress)
     print(results.table(records))
     print(f"results: {results_file}")
@@ -156,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("--samples", type=_list, default=[], help="comma-separated sample names (default: all)")
     ver.add_argument("--fixtures", action="store_true", help="also run the fault fixtures of verify/fixtures/")
     ver.add_argument("--results", help="directory for the results file (default: results/)")
+    ver.add_argument("--build-dir", help="directory for modules, logs and initramfs (default: build/)")
     ver.set_defaults(func=cmd_verify)
     sub.add_parser("results", help="print the table of the newest results").set_defaults(func=cmd_results)
     return top

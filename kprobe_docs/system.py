@@ -14,6 +14,8 @@ COMMANDS = {
     "mmdebstrap": "mmdebstrap",
     "dpkg-deb": "dpkg",
     "unshare": "util-linux",
+    "chromium": "chromium",  # the browser test
+    "man": "man-db",  # rendering the man pages in tests
 }
 
 

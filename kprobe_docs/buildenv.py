@@ -10,13 +10,15 @@ interrupted or corrupt preparation and is made again.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -230,8 +232,23 @@ def cached(release: str, targets: list[Target], mirror: Mirror) -> BuildEnv | No
     return env
 
 
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside ``directory`` (parallel targets, concurrent runs)."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with directory.with_name(directory.name + ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def prepare(release: str, targets: list[Target], mirror: Mirror, progress: Progress) -> BuildEnv:
     """The release's environment for ``targets``: reused if cached, else made."""
+    directory = env_directory(recipe(release, targets, mirror))
+    with _locked(directory):
+        return _prepare(release, targets, mirror, progress)
+
+
+def _prepare(release: str, targets: list[Target], mirror: Mirror, progress: Progress) -> BuildEnv:
     spec = recipe(release, targets, mirror)
     directory = env_directory(spec)
     env = _load(directory, spec)

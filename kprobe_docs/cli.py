@@ -11,6 +11,7 @@ kprobe-docs results               print the table of the newest results
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +29,8 @@ FIXTURES = Path("verify") / "fixtures"
 
 
 def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    sys.stderr.write(message + "\n")  # one write: parallel targets do not interleave mid-line
+    sys.stderr.flush()
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -116,7 +118,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="kprobe-docs-fixtures-") as scratch:
         samples = _samples(root, args.samples, args.fixtures, Path(scratch))
         results_file = Path(args.results or root / "results") / f"{run_id()}.json"
-        job = Job(samples, targets, catalog, Path(args.build_dir or root / "build"), results_file)
+        previous = None if args.force else results.newest(root / "results")
+        build_dir = Path(args.build_dir or root / "build")
+        job = Job(samples, targets, catalog, build_dir, results_file, jobs=args.jobs, previous=previous)
         records = verify(job, progress)
     print(results.table(records))
     print(f"results: {results_file}")
@@ -157,6 +161,8 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("--fixtures", action="store_true", help="also run the fault fixtures of verify/fixtures/")
     ver.add_argument("--results", help="directory for the results file (default: results/)")
     ver.add_argument("--build-dir", help="directory for modules, logs and initramfs (default: build/)")
+    ver.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="targets verified at once (default: cores)")
+    ver.add_argument("--force", action="store_true", help="redo pairs whose source, kernel and harness are unchanged")
     ver.set_defaults(func=cmd_verify)
     sub.add_parser("results", help="print the table of the newest results").set_defaults(func=cmd_results)
     return top

@@ -43,6 +43,7 @@ class Record:
     taint: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
+    reused_from: str = ""  # date of the run that produced this record, when carried over unchanged
 
     @property
     def key(self) -> tuple[str, str]:
@@ -123,7 +124,8 @@ def cell(record: Record | None) -> str:
     if record.verdict == "not-claimed":
         return "not claimed"
     build = CELL.get(record.build.get("status", "not-run"), "?")
-    return f"{build}/{CELL.get(record.load, '?')}/{CELL.get(record.checks, '?')}"
+    reused = "*" if record.reused_from else ""
+    return f"{build}/{CELL.get(record.load, '?')}/{CELL.get(record.checks, '?')}{reused}"
 
 
 def table(records: list[Record]) -> str:
@@ -139,7 +141,9 @@ def table(records: list[Record]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines) + "\n\ncells: build/load/checks (xfail: fails to build, as its page says)\n"
+    legend = "cells: build/load/checks (xfail: fails to build, as its page says;"
+    legend += " *: unchanged since an earlier run, result carried over)"
+    return "\n".join(lines) + f"\n\n{legend}\n"
 
 
 def failures(records: list[Record]) -> list[Record]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,6 +65,8 @@ class Job:
     catalog: Catalog
     build_dir: Path
     results_file: Path
+    jobs: int = 1  # targets verified at once
+    previous: results.Newest | None = None  # reuse its records where nothing changed; None: redo all
 
 
 def run_id() -> str:
@@ -204,6 +207,11 @@ def _build_stage(
     claimed = [(s, d) for s, d in job.samples if s.claims(target.arch, kernel.upstream)]
     names = {s.name for s, _ in claimed}
     records = [_record(s, target, "not-claimed", provenance=provenance) for s, _ in job.samples if s.name not in names]
+    reused = [r for r in (_reusable(job, s, target, kernel) for s, _ in claimed) if r is not None]
+    records += reused
+    if reused:
+        progress(f"{target.name}: reusing {len(reused)} unchanged result(s) (--force redoes them)")
+    claimed = [(s, d) for s, d in claimed if s.name not in {r.sample for r in reused}]
     plan: list[tuple[Sample, BuildResult]] = []
     for sample, built in _build_all(env, kernel, claimed, out, progress):
         if built.status == "ok":
@@ -213,13 +221,27 @@ def _build_stage(
     return records, plan
 
 
+def _reusable(job: Job, sample: Sample, target: Target, kernel: Kernel) -> Record | None:
+    """The previous record of (sample, target) if its source, kernel and harness are unchanged."""
+    old = job.previous.records.get((sample.name, target.name)) if job.previous else None
+    if old is None or old.verdict == "not-claimed" or old.source_hash != sample.source_hash():
+        return None
+    if old.provenance.get("kernel_sha256") != kernel.sha256 or old.provenance.get("harness") != results.harness_hash():
+        return None
+    return replace(old, reused_from=old.reused_from or old.provenance.get("date", "?"))
+
+
 @dataclass
 class TargetRun:
     records: list[Record]
     facts: dict[str, object]  # the kernel's config and what the guest reported about kprobes
 
 
-def _facts(target: Target, kernel: Kernel, provenance: dict[str, str], log: qemu.BootLog | None) -> dict[str, object]:
+def _facts(
+    job: Job, target: Target, kernel: Kernel, provenance: dict[str, str], log: qemu.BootLog | None
+) -> dict[str, object]:
+    if log is None and job.previous and target.name in job.previous.targets:
+        return dict(job.previous.targets[target.name])  # nothing booted: the last boot's facts stand
     return {
         "release": target.release,
         "arch": target.arch,
@@ -250,7 +272,7 @@ def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
         progress(f"{target.name}: {len(log.boot_seconds)} boot(s), {time.monotonic() - started:.1f} s")
     order = {s.name: i for i, (s, _) in enumerate(job.samples)}
     records.sort(key=lambda r: order[r.sample])
-    return TargetRun(records, _facts(target, kernel, provenance, log))
+    return TargetRun(records, _facts(job, target, kernel, provenance, log))
 
 
 class Recorder:
@@ -261,16 +283,24 @@ class Recorder:
         self.run = {"id": path.stem, "started": datetime.now(UTC).isoformat(timespec="seconds")}
         self.records: list[Record] = []
         self.targets: dict[str, object] = {}
+        self.lock = threading.Lock()
 
     def add(self, target: Target, done: TargetRun) -> None:
-        self.records += done.records
-        self.targets[target.name] = done.facts
-        self.run["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-        results.save(self.path, self.run, self.records, self.targets)
+        with self.lock:
+            self.records += done.records
+            self.targets[target.name] = done.facts
+            self.run["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+            results.save(self.path, self.run, self.records, self.targets)
 
 
 def verify(job: Job, progress: Progress) -> list[Record]:
+    """Verify every target, ``job.jobs`` at a time; records come back in the targets' order."""
     recorder = Recorder(job.results_file)
-    for target in job.targets:
+
+    def one(target: Target) -> None:
         recorder.add(target, verify_target(job, target, progress))
-    return recorder.records
+
+    with ThreadPoolExecutor(max_workers=max(1, job.jobs)) as pool:
+        list(pool.map(one, job.targets))
+    order = {t.name: i for i, t in enumerate(job.targets)}
+    return sorted(recorder.records, key=lambda r: order[r.target])

@@ -90,7 +90,8 @@ class Session:
 
 
 def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    sys.stderr.write(message + "\n")  # one write: parallel targets do not interleave mid-line
+    sys.stderr.flush()
 
 
 def _excerpt(record: Record) -> str:

@@ -159,7 +159,7 @@ def _kvm_probe(target: Target, kernel: Kernel, env: BuildEnv, out: Path) -> Call
     return probe
 
 
-def _boot(
+def boot(
     target: Target, env: BuildEnv, plan: list[tuple[Sample, BuildResult]], out: Path, progress: Progress
 ) -> tuple[qemu.BootLog, str]:
     kernel = env.kernels[target.name]
@@ -184,7 +184,7 @@ def _not_run(log: qemu.BootLog, name: str) -> qemu.SampleRun:
     return qemu.SampleRun(name, console=log.tail, outcome="unbooted")
 
 
-def _build_all(
+def build_all(
     env: BuildEnv, kernel: Kernel, samples: list[tuple[Sample, Path]], out: Path, progress: Progress
 ) -> list[tuple[Sample, BuildResult]]:
     """Build the samples, as many at once as there are cores, in their given order."""
@@ -213,7 +213,7 @@ def _build_stage(
         progress(f"{target.name}: reusing {len(reused)} unchanged result(s) (--force redoes them)")
     claimed = [(s, d) for s, d in claimed if s.name not in {r.sample for r in reused}]
     plan: list[tuple[Sample, BuildResult]] = []
-    for sample, built in _build_all(env, kernel, claimed, out, progress):
+    for sample, built in build_all(env, kernel, claimed, out, progress):
         if built.status == "ok":
             plan.append((sample, built))
         else:
@@ -263,7 +263,7 @@ def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
     log = None
     if plan:
         started = time.monotonic()
-        log, accel = _boot(target, env, plan, out, progress)
+        log, accel = boot(target, env, plan, out, progress)
         provenance = _provenance(kernel, target, accel)
         runs = {r.name: r for r in log.runs}
         for sample, built in plan:

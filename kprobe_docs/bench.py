@@ -1,0 +1,149 @@
+"""``tox -e bench``: the pipeline's speed, measured side by side in one run.
+
+Prints, for the chosen targets (default: the default set):
+
+- batch boot vs empty boot of the same kernel (goal: batch <= 1.3 x empty + the samples' own work);
+- one boot per sample vs one boot per target;
+- the matrix serially vs in parallel (goal: parallel >= 1.7 x faster on 2 cores);
+- cold (empty cache: chroots and kernels made) vs warm (cached) full verification.
+
+Every number comes from running the real pipeline: mmdebstrap, the compiler,
+QEMU and the kernels; nothing is simulated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from . import qemu, results
+from .build import BuildResult
+from .guest import make_initramfs
+from .paths import project_root
+from .runner import Job, boot, build_all, environment_for, verify
+from .sample import Sample, load_sample
+from .targets import Catalog, Target, load_catalog
+
+T = TypeVar("T")
+
+
+def quiet(message: str) -> None:
+    del message
+
+
+def timed(action: Callable[[], T]) -> tuple[float, T]:
+    started = time.monotonic()
+    value = action()
+    return time.monotonic() - started, value
+
+
+@contextmanager
+def cache_at(directory: Path) -> Iterator[None]:
+    old = os.environ.get("KPROBE_DOCS_CACHE")
+    os.environ["KPROBE_DOCS_CACHE"] = str(directory)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["KPROBE_DOCS_CACHE"]
+        else:
+            os.environ["KPROBE_DOCS_CACHE"] = old
+
+
+def built_plan(
+    target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path
+) -> list[tuple[Sample, BuildResult]]:
+    env = environment_for(target, catalog, quiet)
+    kernel = env.kernels[target.name]
+    claimed = [(s, d) for s, d in samples if s.claims(target.arch, kernel.upstream)]
+    return [(s, b) for s, b in build_all(env, kernel, claimed, out, quiet) if b.status == "ok"]
+
+
+def empty_boot(target: Target, catalog: Catalog, out: Path) -> float:
+    env = environment_for(target, catalog, quiet)
+    kernel = env.kernels[target.name]
+    initrd = out / "empty.cpio"
+    make_initramfs(env.busybox, [], initrd)
+    accel = qemu.accelerator(target.arch, lambda _: False)
+    argv = qemu.command(target.arch, accel, kernel.vmlinuz, initrd, 0)
+    seconds, follower = timed(lambda: qemu.boot_once(argv, {}, qemu.BootLog(), out / "empty-console.log"))
+    if not follower.finished:
+        raise RuntimeError(f"{target.name}: the empty boot did not finish; see {out / 'empty-console.log'}")
+    return seconds
+
+
+def row(what: str, a: float, b: float, verdict: str) -> str:
+    return f"{what:44} {a:8.1f} s {b:8.1f} s {a / b:7.2f}  {verdict}"
+
+
+def boots(target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    plan = built_plan(target, catalog, samples, out)
+    env = environment_for(target, catalog, quiet)
+    empty = empty_boot(target, catalog, out)
+    batch, (log, _) = timed(lambda: boot(target, env, plan, out, quiet))
+    work = sum(r.seconds for r in log.runs)
+    bound = 1.3 * empty + work
+    lines = [row(f"{target.name}: batch vs empty+work ({len(plan)})", batch, empty + work,
+                 f"goal batch <= {bound:.1f} s: {'met' if batch <= bound else 'MISSED'}")]  # fmt: skip
+    each = 0.0
+    for item in plan:
+        started = time.monotonic()
+        boot(target, env, [item], out, quiet)
+        each += time.monotonic() - started
+    lines.append(row(f"{target.name}: boot per sample vs per target", each, batch, "(higher = batching pays)"))
+    return lines
+
+
+def matrix(catalog: Catalog, targets: list[Target], samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
+    def run(jobs: int) -> float:
+        job = Job(samples, targets, catalog, out / f"jobs{jobs}", out / f"jobs{jobs}.json", jobs=jobs)
+        return timed(lambda: verify(job, quiet))[0]
+
+    serial, parallel = run(1), run(len(targets))
+    verdict = f"goal parallel >= 1.7x: {'met' if serial / parallel >= 1.7 else 'MISSED'}"
+    return [row(f"matrix of {len(targets)} targets: serial vs parallel", serial, parallel, verdict)]
+
+
+def cold_warm(catalog: Catalog, targets: list[Target], samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
+    job = Job(samples, targets, catalog, out / "cold", out / "cold.json", jobs=len(targets))
+    with tempfile.TemporaryDirectory(prefix="kprobe-docs-cold-") as empty, cache_at(Path(empty)):
+        cold = timed(lambda: verify(job, quiet))[0]
+    warm = timed(lambda: verify(job, quiet))[0]
+    verdict = f"goal warm <= 180 s: {'met' if warm <= 180 else 'MISSED'}"
+    return [row(f"full verification: cold vs warm cache ({len(targets)})", cold, warm, verdict)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kprobe_docs.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", default="default", help="comma-separated targets, 'default' or 'all'")
+    parser.add_argument("--skip-cold", action="store_true", help="leave out the cold-cache run (minutes)")
+    args = parser.parse_args(argv)
+    root = project_root()
+    catalog = load_catalog()
+    targets = catalog.select(args.targets.split(","))
+    samples = [(load_sample(d), d) for d in sorted((root / "samples").iterdir()) if d.is_dir()]
+    out = root / "build" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"{'measurement':44} {'A':>10} {'B':>10} {'A/B':>7}", flush=True)
+    for target in targets:
+        for line in boots(target, catalog, samples, out / target.name):
+            print(line, flush=True)
+    for line in matrix(catalog, targets, samples, out):
+        print(line, flush=True)
+    if not args.skip_cold:
+        for line in cold_warm(catalog, targets, samples, out):
+            print(line, flush=True)
+    print(f"harness {results.harness_hash()}, {os.cpu_count()} cores", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

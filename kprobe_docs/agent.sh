@@ -69,8 +69,10 @@ wc -l <$k/blacklist >/tmp/count
 emit - blacklist-entries /tmp/count
 head -n 5 $k/blacklist >/tmp/head
 emit - blacklist-head /tmp/head
-cat /proc/sys/debug/kprobes-optimization >/tmp/opt 2>&1
-emit - kprobes-optimization /tmp/opt
+if [ -e /proc/sys/debug/kprobes-optimization ]; then
+	cat /proc/sys/debug/kprobes-optimization >/tmp/opt
+	emit - kprobes-optimization /tmp/opt
+fi
 i=0
 while read -r name; do
 	if [ "$i" -ge "$start" ]; then

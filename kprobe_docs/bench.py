@@ -70,7 +70,7 @@ def empty_boot(target: Target, catalog: Catalog, out: Path) -> float:
     env = environment_for(target, catalog, quiet)
     kernel = env.kernels[target.name]
     initrd = out / "empty.cpio"
-    make_initramfs(env.busybox, [], initrd)
+    make_initramfs(Path(kernel.busybox), [], initrd)
     accel = qemu.accelerator(target.arch, lambda _: False)
     argv = qemu.command(target.arch, accel, kernel.vmlinuz, initrd, 0)
     seconds, follower = timed(lambda: qemu.boot_once(argv, {}, qemu.BootLog(), out / "empty-console.log"))

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .arches import ARCHES
 from .buildenv import BuildEnv, Kernel, chroot_command
 from .sample import Sample
 
@@ -58,7 +59,7 @@ def build_sample(env: BuildEnv, kernel: Kernel, sample_dir: Path, sample: Sample
     work = env.root / inside.relative_to("/")
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(sample_dir, work)
-    argv = ["make", "-C", kernel.headers, f"M={inside}", "modules"]
+    argv = ["make", *ARCHES[kernel.arch].make_vars, "-C", kernel.headers, f"M={inside}", "modules"]
     started = time.monotonic()
     try:
         proc = subprocess.run(chroot_command(env.root, argv), capture_output=True, text=True, timeout=BUILD_TIMEOUT)

@@ -1,11 +1,14 @@
-"""Build environment stage: one mmdebstrap chroot per Debian release.
+"""Build environment stage: one mmdebstrap chroot per Debian release (and pin).
 
-The chroot holds the release's own compiler, make, kmod and busybox-static and
-the headers of each target flavour; the matching kernel image packages are
-downloaded by apt inside it (signatures checked) and unpacked next to it.
-Everything lives under ``<cache>/buildenv/<release>-<recipe hash>/`` and is
-reused until the recipe changes; a directory without a valid stamp is an
-interrupted or corrupt preparation and is made again.
+The chroot holds the release's own compiler, make, kmod and busybox-static,
+the headers of each amd64 flavour and, for arm64 targets, the release's
+aarch64 cross compiler.  Each target's kernel is fetched by apt inside it
+(signatures checked): the package that holds the kernel image is unpacked
+next to the chroot; a foreign arch's headers (which would replace the host
+compiler if installed) and busybox are unpacked too.  Everything lives under
+``<cache>/buildenv/<release>[-<pin>]-<recipe hash>/`` and is reused until the
+recipe changes; a directory without a valid stamp is an interrupted or
+corrupt preparation and is made again.
 """
 
 from __future__ import annotations
@@ -22,12 +25,19 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .arches import ARCHES, HOST_ARCH, apt_suffix
 from .paths import cache_dir
 from .targets import Mirror, Target
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 BASE_PACKAGES = ("gcc", "make", "kmod", "libc6-dev", "busybox-static")
 APT_OPTIONS = ('Acquire::Check-Valid-Until "false"', 'APT::Install-Recommends "false"')
+# Kernel postinst hooks only make an initramfs nobody boots; skipping them halves mmdebstrap's time.
+DPKG_OPTIONS = ("path-exclude=/etc/kernel/postinst.d/*",)
+IMAGE_RE = re.compile(
+    r"^\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\./(?:boot/vmlinu[xz]-(\S+)|usr/lib/modules/([^/\s]+)/vmlinu[xz]))$"
+)
+NOT_IMAGES = ("linux-modules-", "linux-headers-", "linux-kbuild-")
 STAMP = "stamp.json"
 Progress = Callable[[str], None]
 
@@ -38,20 +48,22 @@ class BuildEnvError(RuntimeError):
 
 @dataclass(frozen=True)
 class Kernel:
-    """A target's kernel: the image package unpacked, the headers in the chroot."""
+    """A target's kernel: the image unpacked, the headers and a busybox of its arch."""
 
     target: str
+    arch: str
     release: str  # uname -r, e.g. 6.1.0-56-amd64
-    package: str
-    version: str  # Debian package version, e.g. 6.1.192-2
-    sha256: str
+    package: str  # the package holding the image
+    version: str  # its Debian version, e.g. 6.1.192-2
+    sha256: str  # of that .deb
     vmlinuz: str  # absolute path on the host
     headers: str  # path inside the chroot
+    config: str  # the headers' .config, absolute path on the host
+    busybox: str  # a static busybox for the guest, absolute path on the host
 
-    def config(self, options: tuple[str, ...]) -> dict[str, str]:
-        """Values of ``options`` in the image's own config file ("n" when unset)."""
-        path = Path(self.vmlinuz).parent / f"config-{self.release}"
-        values = dict(re.findall(r"^(CONFIG_\w+)=(.*)$", path.read_text(), re.MULTILINE))
+    def config_values(self, options: tuple[str, ...]) -> dict[str, str]:
+        """Values of ``options`` in the kernel's config ("n" when unset)."""
+        values = dict(re.findall(r"^(CONFIG_\w+)=(.*)$", Path(self.config).read_text(), re.MULTILINE))
         return {option: values.get(option, "n").strip('"') for option in options}
 
     @property
@@ -72,27 +84,31 @@ class BuildEnv:
     def root(self) -> Path:
         return self.directory / "root"
 
-    @property
-    def busybox(self) -> Path:
-        return self.root / "bin" / "busybox"
 
-
-def recipe(release: str, targets: list[Target], mirror: Mirror) -> dict[str, object]:
-    suites = sorted({s for t in targets for s in t.suites})
-    flavours = sorted({t.flavour for t in targets})
+def recipe(targets: list[Target], mirror: Mirror) -> dict[str, object]:
+    """Everything that decides what the chroot holds; its hash names the directory."""
+    release, pin = targets[0].env_key
+    pinned = f"/{pin}" if pin else ""
+    flavours = sorted({t.flavour for t in targets if t.arch == HOST_ARCH} or {HOST_ARCH})
+    arches = sorted({HOST_ARCH} | {t.arch for t in targets})
+    cross = sorted({p for t in targets for p in ARCHES[t.arch].cross_packages})
     return {
         "version": RECIPE_VERSION,
         "release": release,
-        "sources": mirror.apt_lines(tuple(suites)),
-        "packages": [*BASE_PACKAGES, *(f"linux-headers-{f}" for f in flavours)],
-        "images": [f"linux-image-{f}" for f in flavours],
+        "pin": pin,
+        "architectures": arches,
+        "sources": mirror.apt_lines(tuple(sorted({s for t in targets for s in t.suites}))),
+        "packages": [*BASE_PACKAGES, *(f"linux-headers-{f}{pinned}" for f in flavours), *cross],
+        "images": sorted(t.image_package for t in targets),
         "apt_options": list(APT_OPTIONS),
+        "dpkg_options": list(DPKG_OPTIONS),
     }
 
 
 def env_directory(spec: dict[str, object]) -> Path:
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-    return cache_dir() / "buildenv" / f"{spec['release']}-{digest}"
+    name = "-".join(str(part) for part in (spec["release"], spec["pin"], digest) if part)
+    return cache_dir() / "buildenv" / name
 
 
 def chroot_command(root: Path, argv: list[str]) -> list[str]:
@@ -121,8 +137,10 @@ def _mmdebstrap(spec: dict[str, object], root: Path, log: Path, progress: Progre
         "--variant=apt",
         "--mode=root",
         "--skip=cleanup/apt/lists",
+        f"--architectures={','.join(spec['architectures'])}",  # type: ignore[arg-type]
         f"--include={','.join(spec['packages'])}",  # type: ignore[arg-type]
         *(f"--aptopt={opt}" for opt in APT_OPTIONS),
+        *(f"--dpkgopt={opt}" for opt in DPKG_OPTIONS),
         str(spec["release"]),
         str(root),
         *spec["sources"],  # type: ignore[misc]
@@ -131,15 +149,25 @@ def _mmdebstrap(spec: dict[str, object], root: Path, log: Path, progress: Progre
 
 
 def _deb_field(deb: Path, field: str) -> str:
-    return subprocess.run(
-        ["dpkg-deb", "-f", str(deb), field], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    argv = ["dpkg-deb", "-f", str(deb), field]
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def _vmlinuz_in(deb: Path) -> str | None:
-    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True, text=True).stdout
-    match = re.search(r"\./boot/(vmlinu[xz]-\S+)", listing)
-    return match[1] if match else None
+def image_in(listing: str) -> tuple[str, str] | None:
+    """(path, kernel release) of the kernel image in a ``dpkg-deb -c`` listing, if any.
+
+    Up to 7.1 the image is ``./boot/vmlinuz-<release>``; from 7.2 Debian ships it
+    as ``./usr/lib/modules/<release>/vmlinuz`` in a ``linux-binary-*`` package.
+    """
+    for line in listing.splitlines():
+        match = IMAGE_RE.match(line)
+        if match:
+            return match[1], match[2] or match[3]
+    return None
+
+
+def _listing(deb: Path) -> str:
+    return subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True, text=True).stdout
 
 
 def _sha256(path: Path) -> str:
@@ -157,57 +185,104 @@ def _in_chroot(root: Path, script: str) -> str:
     return proc.stdout
 
 
-def _depends(root: Path, package: str) -> list[str]:
-    out = _in_chroot(root, f"apt-cache depends --no-recommends --no-suggests {package}")
-    return [
-        line.split(":", 1)[1].strip() for line in out.splitlines() if line.strip().lstrip("|").startswith("Depends:")
-    ]
+def _apt_flags(target: Target) -> str:
+    pin = f" -t {target.pin}" if target.pin else ""
+    return f"-o APT::Sandbox::User=root{pin}"
 
 
-def _find_image(root: Path, target: Target, log: Path) -> Path:
-    """Download the image package (following the metapackage's dependencies) with apt.
+def _download(root: Path, target: Target, into: str, packages: list[str], log: Path) -> Path:
+    """``apt-get download`` into ``/kd-debs/<into>`` of the chroot (checked against signed indexes)."""
+    directory = root / "kd-debs" / into
+    directory.mkdir(parents=True, exist_ok=True)
+    script = f"cd /kd-debs/{into} && apt-get {_apt_flags(target)} download {' '.join(packages)}"
+    with log.open("a") as out:
+        out.write(f"$ {script}\n{_in_chroot(root, script)}")
+    return directory
 
-    ``apt-get download`` fetches a package whether or not the chroot has it
-    installed (trixie's headers depend on the image), checked against the
-    signed indexes like any apt download.
+
+def _depends(root: Path, target: Target, package: str) -> list[str]:
+    out = _in_chroot(root, f"apt-cache {_apt_flags(target)} depends --no-recommends --no-suggests {package}")
+    lines = [line.strip().lstrip("|") for line in out.splitlines()]
+    return [line.split(":", 1)[1].strip() for line in lines if line.startswith("Depends:")]
+
+
+def _find_image(root: Path, target: Target, log: Path) -> tuple[Path, str, str]:
+    """The .deb holding the target's kernel image, its path in it and the kernel release.
+
+    Follows the metapackage's dependencies (``linux-image-amd64`` ->
+    ``linux-image-<release>`` -> ``linux-binary-<release>`` on 7.2+) and fetches
+    each with ``apt-get download``, whether or not the chroot has it installed.
     """
-    debs = root / "kd-debs" / target.flavour
-    debs.mkdir(parents=True, exist_ok=True)
     names = [target.image_package]
-    for _ in range(3):
-        wanted = [n for n in names if n.startswith("linux-") and "<" not in n]
-        with log.open("a") as out:
-            out.write(_in_chroot(root, f"cd /kd-debs/{target.flavour} && apt-get download {' '.join(wanted)}"))
+    for _ in range(4):
+        wanted = [n for n in names if n.startswith("linux-") and not n.startswith(NOT_IMAGES) and "<" not in n]
+        if not wanted:
+            break
+        directory = _download(root, target, target.name, wanted, log)
         for name in wanted:
-            for deb in debs.glob(f"{name}_*.deb"):
-                if _vmlinuz_in(deb) is not None:
-                    return deb
-        names = [dep for name in wanted for dep in _depends(root, name)]
-    raise BuildEnvError(f"{target.name}: no package that {target.image_package} depends on holds /boot/vmlinuz-*")
+            for deb in directory.glob(f"{name.split(':')[0]}_*.deb"):
+                found = image_in(_listing(deb))
+                if found is not None:
+                    return deb, *found
+        names = [dep for name in wanted for dep in _depends(root, target, name)]
+    raise BuildEnvError(f"{target.name}: no package that {target.image_package} depends on holds a kernel image")
+
+
+def _unpack_over(deb: Path, root: Path) -> None:
+    """Unpack into ``root`` keeping its symlinked directories (merged /usr): not ``dpkg-deb -x``."""
+    tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "--keep-directory-symlink", "-C", str(root)], stdin=tar.stdout, check=True)
+    if tar.wait() != 0:
+        raise BuildEnvError(f"cannot unpack {deb}")
+
+
+def _foreign_headers(root: Path, target: Target, release: str, log: Path) -> None:
+    """A foreign arch's headers, unpacked: installing them would swap the host compiler for that arch's."""
+    package = f"linux-headers-{release}{apt_suffix(target.arch)}"
+    directory = _download(root, target, f"{target.name}-headers", [package], log)
+    for deb in directory.glob("*.deb"):
+        _unpack_over(deb, root)
+
+
+def _busybox(directory: Path, target: Target, log: Path) -> Path:
+    """The static busybox of the target's arch (the chroot's own for the host arch)."""
+    root = directory / "root"
+    if target.arch == HOST_ARCH:
+        return root / "bin" / "busybox"
+    debs = _download(root, target, f"busybox-{target.arch}", [f"busybox-static{apt_suffix(target.arch)}"], log)
+    unpacked = directory / "busybox" / target.arch
+    for deb in debs.glob("*.deb"):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+    found = [p for p in (unpacked / "bin" / "busybox", unpacked / "usr" / "bin" / "busybox") if p.is_file()]
+    if not found:
+        raise BuildEnvError(f"{target.name}: busybox-static{apt_suffix(target.arch)} holds no busybox binary")
+    return found[0]
 
 
 def _fetch_kernel(directory: Path, target: Target, log: Path, progress: Progress) -> Kernel:
-    """Fetch the target's image package with apt in the chroot and unpack it."""
+    """Fetch the target's kernel image with apt in the chroot and unpack it; check the headers match."""
     root = directory / "root"
     progress(f"  {target.name}: downloading {target.image_package}")
-    deb = _find_image(root, target, log)
-    image = _vmlinuz_in(deb)
-    assert image is not None
-    unpacked = directory / "kernels" / target.flavour
+    deb, image, release = _find_image(root, target, log)
+    unpacked = directory / "kernels" / target.name
     unpacked.mkdir(parents=True, exist_ok=True)
     subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
-    release = image.split("-", 1)[1]
+    if target.arch != HOST_ARCH:
+        _foreign_headers(root, target, release, log)
     headers = f"/usr/src/linux-headers-{release}"
-    if not (root / headers.lstrip("/")).is_dir():
-        raise BuildEnvError(f"{target.name}: image {release} has no matching headers in the chroot ({headers})")
+    if not (root / headers.lstrip("/") / ".config").is_file():
+        raise BuildEnvError(f"{target.name}: kernel {release} has no matching headers in the chroot ({headers})")
     return Kernel(
         target=target.name,
+        arch=target.arch,
         release=release,
         package=_deb_field(deb, "Package"),
         version=_deb_field(deb, "Version"),
         sha256=_sha256(deb),
-        vmlinuz=str(unpacked / "boot" / image),
+        vmlinuz=str(unpacked / image),
         headers=headers,
+        config=str(root / headers.lstrip("/") / ".config"),
+        busybox=str(_busybox(directory, target, log)),
     )
 
 
@@ -217,15 +292,14 @@ def _load(directory: Path, spec: dict[str, object]) -> BuildEnv | None:
         kernels = {name: Kernel(**k) for name, k in stamp["kernels"].items()}
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    env = BuildEnv(str(spec["release"]), directory, kernels)
-    intact = stamp.get("recipe") == spec and env.busybox.is_file()
-    intact = intact and all(Path(k.vmlinuz).is_file() for k in kernels.values())
-    return env if intact else None
+    files = [Path(p) for k in kernels.values() for p in (k.vmlinuz, k.config, k.busybox)]
+    intact = stamp.get("recipe") == spec and all(p.is_file() for p in files)
+    return BuildEnv(str(spec["release"]), directory, kernels) if intact else None
 
 
-def cached(release: str, targets: list[Target], mirror: Mirror) -> BuildEnv | None:
-    """The prepared environment for these targets, or None if it must be made."""
-    spec = recipe(release, targets, mirror)
+def cached(targets: list[Target], mirror: Mirror) -> BuildEnv | None:
+    """The prepared environment of these sibling targets, or None if it must be made."""
+    spec = recipe(targets, mirror)
     env = _load(env_directory(spec), spec)
     if env is None or any(t.name not in env.kernels for t in targets):
         return None
@@ -241,28 +315,28 @@ def _locked(directory: Path) -> Iterator[None]:
         yield
 
 
-def prepare(release: str, targets: list[Target], mirror: Mirror, progress: Progress) -> BuildEnv:
-    """The release's environment for ``targets``: reused if cached, else made."""
-    directory = env_directory(recipe(release, targets, mirror))
+def prepare(targets: list[Target], mirror: Mirror, progress: Progress) -> BuildEnv:
+    """The environment shared by ``targets`` (siblings: same release and pin), cached or made."""
+    directory = env_directory(recipe(targets, mirror))
     with _locked(directory):
-        return _prepare(release, targets, mirror, progress)
+        env = cached(targets, mirror)
+        if env is not None:
+            progress(f"{env.release}: build environment cached in {directory}")
+            return env
+        return _make(targets, mirror, directory, progress)
 
 
-def _prepare(release: str, targets: list[Target], mirror: Mirror, progress: Progress) -> BuildEnv:
-    spec = recipe(release, targets, mirror)
-    directory = env_directory(spec)
-    env = _load(directory, spec)
-    if env is not None and all(t.name in env.kernels for t in targets):
-        progress(f"{release}: build environment cached in {directory}")
-        return env
+def _make(targets: list[Target], mirror: Mirror, directory: Path, progress: Progress) -> BuildEnv:
+    spec = recipe(targets, mirror)
+    name = directory.name
     if os.geteuid() != 0:
-        raise BuildEnvError(f"{release}: making a build chroot needs root (mmdebstrap --mode=root, chroot)")
+        raise BuildEnvError(f"{name}: making a build chroot needs root (mmdebstrap --mode=root, chroot)")
     if directory.exists():
-        progress(f"{release}: discarding an incomplete build environment in {directory}")
+        progress(f"{name}: discarding an incomplete build environment in {directory}")
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     log = directory / "prepare.log"
-    progress(f"{release}: making the build chroot with mmdebstrap (about a minute); log: {log}")
+    progress(f"{name}: making the build chroot with mmdebstrap (about a minute); log: {log}")
     _mmdebstrap(spec, directory / "root", log, progress)
     kernels = {t.name: _fetch_kernel(directory, t, log, progress) for t in targets}
     stamp = {"recipe": spec, "kernels": {n: asdict(k) for n, k in kernels.items()}}
@@ -270,5 +344,5 @@ def _prepare(release: str, targets: list[Target], mirror: Mirror, progress: Prog
     tmp.write_text(json.dumps(stamp, indent=2))
     os.replace(tmp, directory / STAMP)
     for kernel in kernels.values():
-        progress(f"{release}: {kernel.target} kernel {kernel.package} {kernel.version}")
-    return BuildEnv(release, directory, kernels)
+        progress(f"{name}: {kernel.target} kernel {kernel.package} {kernel.version}")
+    return BuildEnv(str(spec["release"]), directory, kernels)

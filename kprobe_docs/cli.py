@@ -43,8 +43,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     mirror = find_mirror(system_sources())
     for target in catalog.targets.values():
-        siblings = [t for t in catalog.targets.values() if t.release == target.release and t.arch == target.arch]
-        env = buildenv.cached(target.release, siblings, mirror)
+        env = buildenv.cached(catalog.siblings(target), mirror)
         state = "not prepared"
         if env is not None:
             kernel = env.kernels[target.name]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .arches import ARCHES
 from .paths import cache_dir
 
 BOOT_TIMEOUT = 180.0
@@ -24,22 +25,6 @@ GAP_TIMEOUT = 60.0  # from one sample's end to the next one's begin
 EXCERPT_LINES = 120
 KVM_PROBE_TIMEOUT = 40.0
 BOOT_RETRIES = 2
-
-
-@dataclass(frozen=True)
-class Machine:
-    """Per-architecture QEMU quirks."""
-
-    qemu: str
-    machine: str
-    console: str
-    cpu: str
-
-
-MACHINES = {
-    "amd64": Machine("qemu-system-x86_64", "pc", "ttyS0", "max"),
-    "arm64": Machine("qemu-system-aarch64", "virt", "ttyAMA0", "max"),
-}
 
 
 @dataclass
@@ -64,12 +49,12 @@ class BootLog:
 
 
 def qemu_version(arch: str) -> str:
-    out = subprocess.run([MACHINES[arch].qemu, "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run([ARCHES[arch].qemu, "--version"], capture_output=True, text=True, check=True)
     return out.stdout.splitlines()[0].strip()
 
 
 def command(arch: str, accel: str, kernel: str, initrd: Path, start: int) -> list[str]:
-    m = MACHINES[arch]
+    m = ARCHES[arch]
     cmdline = f"console={m.console} panic=-1 printk.time=1 kd.start={start}"
     cpu = "host" if accel == "kvm" else m.cpu
     # One host thread for all vCPUs under TCG: multi-threaded TCG races with the

@@ -75,8 +75,7 @@ def run_id() -> str:
 
 def environment_for(target: Target, catalog: Catalog, progress: Progress) -> BuildEnv:
     """The target's release environment, made for every catalog target of that release."""
-    siblings = [t for t in catalog.targets.values() if t.release == target.release and t.arch == target.arch]
-    return buildenv.prepare(target.release, siblings, find_mirror(system_sources()), progress)
+    return buildenv.prepare(catalog.siblings(target), find_mirror(system_sources()), progress)
 
 
 def _record(sample: Sample, target: Target, verdict: str, **fields: object) -> Record:
@@ -150,7 +149,7 @@ def _run_record(
 def _kvm_probe(target: Target, kernel: Kernel, env: BuildEnv, out: Path) -> Callable[[str], bool]:
     def probe(accel: str) -> bool:
         initrd = out / "probe.cpio"
-        make_initramfs(env.busybox, [], initrd)
+        make_initramfs(Path(kernel.busybox), [], initrd)
         argv = qemu.command(target.arch, accel, kernel.vmlinuz, initrd, 0)
         log = qemu.BootLog()
         follower = qemu.boot_once(argv, {}, log, out / "kvm-probe.log", qemu.KVM_PROBE_TIMEOUT)
@@ -164,7 +163,7 @@ def boot(
 ) -> tuple[qemu.BootLog, str]:
     kernel = env.kernels[target.name]
     initrd = out / "initramfs.cpio"
-    make_initramfs(env.busybox, [(s, Path(b.module)) for s, b in plan], initrd)
+    make_initramfs(Path(kernel.busybox), [(s, Path(b.module)) for s, b in plan], initrd)
     accel = qemu.accelerator(target.arch, _kvm_probe(target, kernel, env, out))
     progress(f"{target.name}: booting {kernel.release} under QEMU ({accel}) with {len(plan)} samples")
     names = [s.name for s, _ in plan]
@@ -247,7 +246,7 @@ def _facts(
         "arch": target.arch,
         "flavour": target.flavour,
         "provenance": provenance,
-        "config": kernel.config(CONFIG_SHOWN),
+        "config": kernel.config_values(CONFIG_SHOWN),
         "debugfs": log.facts if log else {},
         "boot_seconds": log.boot_seconds if log else [],
     }

@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import arches
+
 DIRECTIVE = "kprobe-sample"
 KINDS = {"kmod": "c", "bcc": "py"}
-ARCHES = ("amd64", "arm64")
+ARCHES = tuple(arches.ARCHES)
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,55}")
 PARAM_RE = re.compile(r"[a-z_][a-z0-9_]*=[^\s'\"\\]+")
 RANGE_RE = re.compile(r"(>=|<)(\d+)\.(\d+)")
@@ -138,11 +140,11 @@ def _check_patterns(patterns: tuple[str, ...], key: str) -> None:
 
 
 def _arches(value: str) -> tuple[str, ...]:
-    arches = tuple(value.split())
-    unknown = [a for a in arches if a not in ARCHES]
-    if unknown or not arches:
+    chosen = tuple(value.split())
+    unknown = [a for a in chosen if a not in ARCHES]
+    if unknown or not chosen:
         raise ValueError(f"arches: want some of {' '.join(ARCHES)}, got {value!r}")
-    return arches
+    return chosen
 
 
 def _params(value: str) -> tuple[str, ...]:

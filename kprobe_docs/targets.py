@@ -13,6 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .arches import ARCHES, apt_suffix
+
 APT_SOURCES = Path("/etc/apt/sources.list")
 APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
 
@@ -28,20 +30,26 @@ class Target:
     suites: tuple[str, ...]
     arch: str
     flavour: str
+    pin: str = ""  # a suite the kernel must come from, e.g. trixie-backports
 
     @property
     def image_package(self) -> str:
-        return f"linux-image-{self.flavour}"
+        return f"linux-image-{self.flavour}{apt_suffix(self.arch)}"
 
     @property
-    def headers_package(self) -> str:
-        return f"linux-headers-{self.flavour}"
+    def env_key(self) -> tuple[str, str]:
+        """Targets with the same key share one build chroot."""
+        return self.release, self.pin
 
 
 @dataclass(frozen=True)
 class Catalog:
     targets: dict[str, Target]
     default: tuple[str, ...]
+
+    def siblings(self, target: Target) -> list[Target]:
+        """The catalog's targets that share ``target``'s build chroot."""
+        return [t for t in self.targets.values() if t.env_key == target.env_key]
 
     def select(self, names: list[str]) -> list[Target]:
         """Targets for names, where ``default`` and ``all`` are groups."""
@@ -63,16 +71,25 @@ def _target(name: str, data: dict[str, Any]) -> Target:
             suites=tuple(str(s) for s in data["suites"]),
             arch=str(data["arch"]),
             flavour=str(data["flavour"]),
+            pin=str(data.get("pin", "")),
         )
     except KeyError as exc:
         raise TargetError(f"target {name}: missing key {exc}") from exc
+
+
+def _check(target: Target) -> Target:
+    if target.arch not in ARCHES:
+        raise TargetError(f"target {target.name}: arch {target.arch!r} is not one of {', '.join(ARCHES)}")
+    if target.pin and target.pin not in target.suites:
+        raise TargetError(f"target {target.name}: pin {target.pin!r} is not one of its suites")
+    return target
 
 
 def load_catalog(text: str | None = None) -> Catalog:
     if text is None:
         text = resources.files("kprobe_docs").joinpath("targets.toml").read_text()
     data = tomllib.loads(text)
-    targets = {name: _target(name, entry) for name, entry in data.get("targets", {}).items()}
+    targets = {name: _check(_target(name, entry)) for name, entry in data.get("targets", {}).items()}
     default = tuple(data.get("default", []))
     missing = [n for n in default if n not in targets]
     if missing:

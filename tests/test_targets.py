@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kprobe_docs.buildenv import image_in
 from kprobe_docs.targets import TargetError, find_mirror, load_catalog, parse_deb822, parse_one_line
 
 DEB822 = """Types: deb
@@ -56,3 +57,19 @@ def test_catalog_groups_and_unknown_names() -> None:
 def test_catalog_default_must_exist() -> None:
     with pytest.raises(TargetError, match="default target 'x' is not in the catalog"):
         load_catalog('default = ["x"]\n')
+
+
+def test_kernel_image_found_in_old_and_split_packages() -> None:
+    old = "-rw-r--r-- root/root   8405184 2025-05-20 10:00 ./boot/vmlinuz-6.1.0-56-amd64\n"
+    split = "drwxr-xr-x root/root 0 2026-01-01 10:00 ./usr/lib/modules/7.2.13+deb14-amd64/\n"
+    split += "-rw-r--r-- root/root 12000000 2026-01-01 10:00 ./usr/lib/modules/7.2.13+deb14-amd64/vmlinuz\n"
+    assert image_in(old) == ("./boot/vmlinuz-6.1.0-56-amd64", "6.1.0-56-amd64")
+    assert image_in(split) == ("./usr/lib/modules/7.2.13+deb14-amd64/vmlinuz", "7.2.13+deb14-amd64")
+    assert image_in("-rw-r--r-- root/root 10 2026-01-01 10:00 ./usr/lib/modules/7.2/config\n") is None
+
+
+def test_pin_must_be_one_of_the_suites() -> None:
+    text = 'default = []\n[targets.x]\nrelease = "trixie"\nsuites = ["trixie"]\narch = "amd64"\n'
+    text += 'flavour = "amd64"\npin = "trixie-backports"\n'
+    with pytest.raises(TargetError, match="pin 'trixie-backports' is not one of its suites"):
+        load_catalog(text)

@@ -228,12 +228,19 @@ def _find_image(root: Path, target: Target, log: Path) -> tuple[Path, str, str]:
     raise BuildEnvError(f"{target.name}: no package that {target.image_package} depends on holds a kernel image")
 
 
+def _extract(deb: Path, destination: Path) -> None:
+    destination.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(destination)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildEnvError(f"cannot unpack {deb} into {destination}: {proc.stderr.strip()}")
+
+
 def _unpack_over(deb: Path, root: Path) -> None:
     """Unpack into ``root`` keeping its symlinked directories (merged /usr): not ``dpkg-deb -x``."""
     tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-    subprocess.run(["tar", "-x", "--keep-directory-symlink", "-C", str(root)], stdin=tar.stdout, check=True)
-    if tar.wait() != 0:
-        raise BuildEnvError(f"cannot unpack {deb}")
+    untar = subprocess.run(["tar", "-x", "--keep-directory-symlink", "-C", str(root)], stdin=tar.stdout)
+    if tar.wait() != 0 or untar.returncode != 0:
+        raise BuildEnvError(f"cannot unpack {deb} into {root}")
 
 
 def _foreign_headers(root: Path, target: Target, release: str, log: Path) -> None:
@@ -252,7 +259,7 @@ def _busybox(directory: Path, target: Target, log: Path) -> Path:
     debs = _download(root, target, f"busybox-{target.arch}", [f"busybox-static{apt_suffix(target.arch)}"], log)
     unpacked = directory / "busybox" / target.arch
     for deb in debs.glob("*.deb"):
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+        _extract(deb, unpacked)
     found = [p for p in (unpacked / "bin" / "busybox", unpacked / "usr" / "bin" / "busybox") if p.is_file()]
     if not found:
         raise BuildEnvError(f"{target.name}: busybox-static{apt_suffix(target.arch)} holds no busybox binary")
@@ -265,8 +272,7 @@ def _fetch_kernel(directory: Path, target: Target, log: Path, progress: Progress
     progress(f"  {target.name}: downloading {target.image_package}")
     deb, image, release = _find_image(root, target, log)
     unpacked = directory / "kernels" / target.name
-    unpacked.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+    _extract(deb, unpacked)
     if target.arch != HOST_ARCH:
         _foreign_headers(root, target, release, log)
     headers = f"/usr/src/linux-headers-{release}"

@@ -42,6 +42,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_targets(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     mirror = find_mirror(system_sources())
+    width = max(len(name) for name in catalog.targets)
     for target in catalog.targets.values():
         env = buildenv.cached(catalog.siblings(target), mirror)
         state = "not prepared"
@@ -49,7 +50,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
             kernel = env.kernels[target.name]
             state = f"prepared: {kernel.package} {kernel.version}"
         mark = "default" if target.name in catalog.default else ""
-        print(f"{target.name:28} {target.release:10} {target.arch:6} {mark:8} {state}")
+        print(f"{target.name:{width}}  {target.release:9} {target.arch:6} {mark:8} {state}")
     return 0
 
 

@@ -22,6 +22,7 @@ from . import buildenv, qemu, results
 from .build import BuildResult, build_sample
 from .buildenv import BuildEnv, Kernel
 from .check import evaluate, taint_flags
+from .extract import KMOD_DIR
 from .guest import make_initramfs
 from .results import Record
 from .sample import Sample
@@ -230,6 +231,34 @@ def _reusable(job: Job, sample: Sample, target: Target, kernel: Kernel) -> Recor
     return replace(old, reused_from=old.reused_from or old.provenance.get("date", "?"))
 
 
+def _api_probe(source: Path, scratch: Path) -> tuple[Sample, Path]:
+    """A compile probe of kmod/api/ as a build-only sample named ``api_<stem>``."""
+    name = f"api_{source.stem}"
+    directory = scratch / name
+    directory.mkdir(parents=True, exist_ok=True)
+    code = source.read_text()
+    (directory / f"{name}.c").write_text(code)
+    (directory / "Kbuild").write_text((KMOD_DIR / "Kbuild.in").read_text().replace("@NAME@", name))
+    return Sample(name=name, kind="kmod", code=code, expect=("built",)), directory
+
+
+def api_availability(env: BuildEnv, kernel: Kernel, out: Path, progress: Progress) -> dict[str, dict[str, object]]:
+    """Which kprobes-related APIs a module can use on this kernel: each probe of kmod/api/ builds or not."""
+    probes = [_api_probe(source, out / "api-src") for source in sorted((KMOD_DIR / "api").glob("*.c"))]
+    found: dict[str, dict[str, object]] = {}
+    for sample, built in build_all(env, kernel, probes, out / "api", lambda _: None):
+        summary = sample.code.splitlines()[1].removeprefix("/* API probe: ").removesuffix(" */")
+        log = Path(built.log).read_text()
+        found[sample.name.removeprefix("api_")] = {
+            "available": built.status == "ok",
+            "what": summary,
+            "problem": built.problem,
+            "log": log[-6000:],
+        }
+    progress(f"{kernel.target}: API probes: {sum(bool(f['available']) for f in found.values())} of {len(found)} build")
+    return found
+
+
 @dataclass
 class TargetRun:
     records: list[Record]
@@ -237,10 +266,12 @@ class TargetRun:
 
 
 def _facts(
-    job: Job, target: Target, kernel: Kernel, provenance: dict[str, str], log: qemu.BootLog | None
+    target: Target,
+    kernel: Kernel,
+    provenance: dict[str, str],
+    log: qemu.BootLog | None,
+    api: dict[str, dict[str, object]],
 ) -> dict[str, object]:
-    if log is None and job.previous and target.name in job.previous.targets:
-        return dict(job.previous.targets[target.name])  # nothing booted: the last boot's facts stand
     return {
         "release": target.release,
         "arch": target.arch,
@@ -249,7 +280,17 @@ def _facts(
         "config": kernel.config_values(CONFIG_SHOWN),
         "debugfs": log.facts if log else {},
         "boot_seconds": log.boot_seconds if log else [],
+        "api": api,
     }
+
+
+def _reused_facts(job: Job, target: Target, records: list[Record]) -> dict[str, object] | None:
+    """The previous run's facts of ``target`` when every record of this run was carried over."""
+    if job.previous is None or target.name not in job.previous.targets:
+        return None
+    if any(not r.reused_from and r.verdict != "not-claimed" for r in records):
+        return None
+    return dict(job.previous.targets[target.name])
 
 
 def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
@@ -271,7 +312,10 @@ def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
         progress(f"{target.name}: {len(log.boot_seconds)} boot(s), {time.monotonic() - started:.1f} s")
     order = {s.name: i for i, (s, _) in enumerate(job.samples)}
     records.sort(key=lambda r: order[r.sample])
-    return TargetRun(records, _facts(job, target, kernel, provenance, log))
+    facts = _reused_facts(job, target, records)
+    if facts is None:
+        facts = _facts(target, kernel, provenance, log, api_availability(env, kernel, out, progress))
+    return TargetRun(records, facts)
 
 
 class Recorder:

@@ -266,9 +266,64 @@ class ArchesDirective(_ResultsTable):
         return _table(["Debian arch", "targets verified", "results"], rows)
 
 
-def _write_downloads(app: Sphinx, exception: Exception | None) -> None:
+class ListedDirective(_ResultsTable):
+    """``kprobe-listed SAMPLE``: per target, the kprobes list lines while SAMPLE was loaded."""
+
+    required_arguments = 1
+
+    def lines(self, newest: results.Newest) -> list[str]:
+        rows = []
+        for target in sorted(newest.targets):
+            record = newest.records.get((self.arguments[0], target))
+            if record is not None and record.kprobes:
+                kernel = record.provenance.get("kernel_release", "?")
+                rows += [[f"`{target}`", f"`{kernel}`", f"`{line.strip()}`"] for line in record.kprobes]
+        return _table(["target", "kernel", "/sys/kernel/debug/kprobes/list"], rows)
+
+
+def _api_cell(prefix: str, target: str, probe: str, found: dict[str, Any] | None) -> str:
+    if found is None:
+        return "?"
+    return f'<a href="{prefix}_logs/{target}/api-{probe}.txt">{"yes" if found["available"] else "no"}</a>'
+
+
+class ApiMatrixDirective(_ResultsTable):
+    """``kprobe-api-matrix``: which APIs a module can use per target, from compile probes.
+
+    Each cell links to the probe's build log, written into the site under ``_logs/``.
+    """
+
+    def lines(self, newest: results.Newest) -> list[str]:
+        targets = [t for t in sorted(newest.targets) if newest.targets[t].get("api")]
+        probes = list(dict.fromkeys(p for t in targets for p in newest.targets[t]["api"]))
+        prefix = "../" * self.state.document.settings.env.docname.count("/")
+        rows = []
+        for probe in probes:
+            found = [newest.targets[t]["api"].get(probe) for t in targets]
+            what = next(f["what"] for f in found if f)
+            cells = [
+                "?"
+                if f is None
+                else f'<a href="{prefix}_logs/{t}/api-{probe}.txt">{"yes" if f["available"] else "no"}</a>'
+                for t, f in zip(targets, found, strict=True)
+            ]
+            rows.append([f"`{probe}`: {what}", *cells])
+        return [*_table(["API", *(f"`{t}`" for t in targets)], rows), *_provenance_notes(newest)]
+
+
+def _write_logs(app: Sphinx, newest: results.Newest) -> None:
+    for target, facts in newest.targets.items():
+        directory = Path(app.outdir) / "_logs" / target
+        directory.mkdir(parents=True, exist_ok=True)
+        for probe, found in facts.get("api", {}).items():
+            (directory / f"api-{probe}.txt").write_text(found["log"])
+
+
+def _write_files(app: Sphinx, exception: Exception | None) -> None:
+    """Sample downloads and API probe logs, beside the HTML pages that link to them."""
     if exception is not None or app.builder.format != "html":
         return
+    _write_logs(app, newest_results(app))
     out = Path(app.outdir) / "_samples"
     out.mkdir(exist_ok=True)
     for directory in sorted((Path(app.confdir) / "samples").iterdir()):
@@ -286,7 +341,9 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("kprobe-debugfs", DebugfsDirective)
     app.add_directive("kprobe-matrix", MatrixDirective)
     app.add_directive("kprobe-arches", ArchesDirective)
+    app.add_directive("kprobe-api-matrix", ApiMatrixDirective)
+    app.add_directive("kprobe-listed", ListedDirective)
     app.connect("builder-inited", _add_static)
-    app.connect("build-finished", _write_downloads)
+    app.connect("build-finished", _write_files)
     app.add_css_file("kprobe-docs.css")
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

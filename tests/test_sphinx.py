@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kprobe_docs import results
+from kprobe_docs.results import Record
+
 ROOT = Path(__file__).resolve().parent.parent
 
 GOOD = """# Demo
@@ -74,3 +77,38 @@ def test_unverified_sample_renders_code_and_says_so(tmp_path: Path) -> None:
     assert "copybutton.js" in html
     assert "not verified yet" in html
     assert "_samples/demo_mod.zip" in html
+
+
+TABLES = """# Tables
+
+```{kprobe-kernel-config}
+```
+
+```{kprobe-api-matrix}
+```
+
+```{kprobe-listed} demo_mod
+```
+
+```{kprobe-matrix}
+```
+"""
+
+
+def test_results_tables_render_with_log_links(tmp_path: Path) -> None:
+    project = _project(tmp_path, GOOD)
+    (project / "docs" / "tables.md").write_text(TABLES)
+    (project / "docs" / "index.md").write_text(GOOD + "\n```{toctree}\ntables\n```\n")
+    record = Record("demo_mod", "t-amd64", "kmod", "docs/index.md", "h", "pass", kprobes=["ffff  k  f+0x4    [FTRACE]"])
+    record.provenance = {"kernel_release": "6.12.1-amd64"}
+    api = {"fprobe": {"available": False, "what": "fprobe", "problem": "e", "log": "fprobe.c:5: error: x\n"}}
+    facts = {"arch": "amd64", "config": {"CONFIG_KPROBES": "y"}, "api": api, "provenance": {}}
+    results.save(project / "results" / "20260101T000000Z-1.json", {}, [record], {"t-amd64": facts})
+    proc = _build(project)
+    assert proc.returncode == 0, proc.stderr
+    html = (project / "out" / "tables.html").read_text()
+    assert '<code class="docutils literal notranslate"><span class="pre">CONFIG_KPROBES</span></code>' in html
+    assert '<a href="_logs/t-amd64/api-fprobe.txt">no</a>' in html
+    assert (project / "out" / "_logs" / "t-amd64" / "api-fprobe.txt").read_text() == "fprobe.c:5: error: x\n"
+    assert "f+0x4" in html and "6.12.1-amd64" in html
+    assert 'href="index.html"><span class="std std-doc">demo_mod</span></a>' in html

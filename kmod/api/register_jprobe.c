@@ -1,0 +1,14 @@
+// SPDX-License-Identifier: GPL-2.0
+/* API probe: register_jprobe() and struct jprobe (jprobes; removed in 4.15). */
+#include <linux/kprobes.h>
+#include <linux/module.h>
+
+static struct jprobe probe;
+
+static int __init api_init(void)
+{
+	return register_jprobe(&probe);
+}
+
+module_init(api_init);
+MODULE_LICENSE("GPL");

@@ -341,7 +341,13 @@ def verify(job: Job, progress: Progress) -> list[Record]:
     recorder = Recorder(job.results_file)
 
     def one(target: Target) -> None:
-        recorder.add(target, verify_target(job, target, progress))
+        try:
+            done = verify_target(job, target, progress)
+        except buildenv.BuildEnvError as exc:  # the other targets go on; this one's samples say why
+            progress(f"{target.name}: {exc}")
+            reason = f"target not prepared: {exc}"
+            done = TargetRun([_record(s, target, "fail", reason=reason) for s, _ in job.samples], {})
+        recorder.add(target, done)
 
     with ThreadPoolExecutor(max_workers=max(1, job.jobs)) as pool:
         list(pool.map(one, job.targets))

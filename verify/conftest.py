@@ -1,7 +1,7 @@
 """The verification suite: one test per (sample, target), id ``<sample>[<target>]``.
 
-Each target is verified once per session (one boot for all its samples) the
-first time one of its tests runs; its records go to a results file under
+The first test that runs verifies every selected target, in parallel, one
+boot per target for all its samples; the records go to a results file under
 ``results/`` like ``kprobe-docs verify`` writes.  The fault fixtures of
 ``verify/fixtures/`` run in the same boots, before the good samples, and their
 tests assert that each fails for its own reason.
@@ -12,6 +12,7 @@ Options: ``--target``/``--targets`` (names, ``default``, ``all``),
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import tempfile
@@ -24,7 +25,7 @@ import pytest
 from kprobe_docs import extract, system
 from kprobe_docs.paths import project_root
 from kprobe_docs.results import Record
-from kprobe_docs.runner import Job, Recorder, run_id, verify_target
+from kprobe_docs.runner import Job, run_id, verify
 from kprobe_docs.sample import Sample, load_sample
 from kprobe_docs.targets import Target, load_catalog
 
@@ -67,7 +68,7 @@ class Session:
         self.scratch = Path(tempfile.mkdtemp(prefix="kprobe-docs-fixtures-"))
         self.samples = self._samples(_names(config.getoption("kd_samples")), not config.getoption("kd_no_faults"))
         self.records: dict[str, dict[str, Record]] = {}
-        self.recorder = Recorder(self.root / "results" / f"{run_id()}.json")
+        self.results_file = self.root / "results" / f"{run_id()}.json"
 
     def _samples(self, names: list[str], faults: bool) -> list[tuple[Sample, Path]]:
         chosen: list[tuple[Sample, Path]] = []
@@ -80,12 +81,19 @@ class Session:
         return [(s, d) for s, d in chosen if not names or s.name in names]
 
     def record(self, sample: str, target: Target) -> Record:
-        if target.name not in self.records:
+        """The record of (sample, target); the first call verifies every selected target, in parallel."""
+        if not self.records:
             system.ensure(_progress)
-            job = Job(self.samples, [target], self.catalog, self.root / "build", self.recorder.path)
-            done = verify_target(job, target, _progress)
-            self.recorder.add(target, done)
-            self.records[target.name] = {r.sample: r for r in done.records}
+            job = Job(
+                self.samples,
+                self.targets,
+                self.catalog,
+                self.root / "build",
+                self.results_file,
+                jobs=os.cpu_count() or 1,
+            )
+            for record in verify(job, _progress):
+                self.records.setdefault(record.target, {})[record.sample] = record
         return self.records[target.name][sample]
 
 

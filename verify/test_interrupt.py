@@ -32,7 +32,7 @@ def _guests_of(pid: int) -> list[int]:
 def test_interrupt_during_second_target_keeps_first_and_kills_guest(tmp_path: Path) -> None:
     first, second = load_catalog().default[:2]
     argv = [sys.executable, "-m", "kprobe_docs", "verify", "--samples", "kprobe_example,kretprobe_example"]
-    argv += ["--targets", f"{first},{second}", "--results", str(tmp_path / "results")]
+    argv += ["--targets", f"{first},{second}", "--jobs", "1", "--results", str(tmp_path / "results")]
     argv += ["--build-dir", str(tmp_path / "build")]
     proc = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None

@@ -265,6 +265,9 @@ class TargetRun:
     facts: dict[str, object]  # the kernel's config and what the guest reported about kprobes
 
 
+FACT_KEYS = {"release", "arch", "flavour", "provenance", "config", "debugfs", "boot_seconds", "api"}
+
+
 def _facts(
     target: Target,
     kernel: Kernel,
@@ -290,7 +293,8 @@ def _reused_facts(job: Job, target: Target, records: list[Record]) -> dict[str, 
         return None
     if any(not r.reused_from and r.verdict != "not-claimed" for r in records):
         return None
-    return dict(job.previous.targets[target.name])
+    facts = dict(job.previous.targets[target.name])
+    return facts if facts.keys() >= FACT_KEYS else None  # an older run may lack newer facts
 
 
 def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:

@@ -19,4 +19,5 @@ static int __init api_init(void)
 }
 
 module_init(api_init);
+MODULE_DESCRIPTION("kprobe-docs API probe: entry_handler");
 MODULE_LICENSE("GPL");

@@ -15,4 +15,5 @@ static int __init api_init(void)
 }
 
 module_init(api_init);
+MODULE_DESCRIPTION("kprobe-docs API probe: fprobe");
 MODULE_LICENSE("GPL");

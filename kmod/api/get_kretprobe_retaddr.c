@@ -16,4 +16,5 @@ static int __init api_init(void)
 }
 
 module_init(api_init);
+MODULE_DESCRIPTION("kprobe-docs API probe: get_kretprobe_retaddr");
 MODULE_LICENSE("GPL");

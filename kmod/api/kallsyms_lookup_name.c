@@ -9,4 +9,5 @@ static int __init api_init(void)
 }
 
 module_init(api_init);
+MODULE_DESCRIPTION("kprobe-docs API probe: kallsyms_lookup_name");
 MODULE_LICENSE("GPL");

@@ -11,4 +11,5 @@ static int __init api_init(void)
 }
 
 module_init(api_init);
+MODULE_DESCRIPTION("kprobe-docs API probe: kernel_clone");
 MODULE_LICENSE("GPL");

@@ -14,4 +14,5 @@ static int __init api_init(void)
 }
 
 module_init(api_init);
+MODULE_DESCRIPTION("kprobe-docs API probe: register_kprobes");
 MODULE_LICENSE("GPL");

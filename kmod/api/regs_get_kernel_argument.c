@@ -17,4 +17,5 @@ static int __init api_init(void)
 }
 
 module_init(api_init);
+MODULE_DESCRIPTION("kprobe-docs API probe: regs_get_kernel_argument");
 MODULE_LICENSE("GPL");

@@ -12,6 +12,7 @@ import json
 import os
 import selectors
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ BOOT_TIMEOUT = 180.0
 GAP_TIMEOUT = 60.0  # from one sample's end to the next one's begin
 EXCERPT_LINES = 120
 KVM_PROBE_TIMEOUT = 40.0
+# Set when the run is interrupted: guests running in worker threads are stopped too.
+CANCEL = threading.Event()
 BOOT_RETRIES = 2
 
 
@@ -143,6 +146,8 @@ def _follow(argv: list[str], follower: _Follower, console: Path) -> None:
         pending = b""
         try:
             while True:
+                if CANCEL.is_set():
+                    raise KeyboardInterrupt
                 remaining = follower.deadline - time.monotonic()
                 if remaining <= 0:
                     follower.close("hung")

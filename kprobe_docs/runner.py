@@ -353,7 +353,15 @@ def verify(job: Job, progress: Progress) -> list[Record]:
             done = TargetRun([_record(s, target, "fail", reason=reason) for s, _ in job.samples], {})
         recorder.add(target, done)
 
-    with ThreadPoolExecutor(max_workers=max(1, job.jobs)) as pool:
-        list(pool.map(one, job.targets))
+    if job.jobs <= 1:
+        for target in job.targets:
+            one(target)
+    else:
+        with ThreadPoolExecutor(max_workers=job.jobs) as pool:
+            try:
+                list(pool.map(one, job.targets))
+            except KeyboardInterrupt:
+                qemu.CANCEL.set()  # the workers' guests stop within a second
+                raise
     order = {t.name: i for i, t in enumerate(job.targets)}
     return sorted(recorder.records, key=lambda r: order[r.target])

@@ -31,7 +31,7 @@ def _guests_of(pid: int) -> list[int]:
 
 def test_interrupt_during_second_target_keeps_first_and_kills_guest(tmp_path: Path) -> None:
     first, second = load_catalog().default[:2]
-    argv = [sys.executable, "-m", "kprobe_docs", "verify", "--samples", "kprobe_example,kretprobe_example"]
+    argv = [sys.executable, "-m", "kprobe_docs", "verify", "--force", "--samples", "kprobe_example,kretprobe_example"]
     argv += ["--targets", f"{first},{second}", "--jobs", "1", "--results", str(tmp_path / "results")]
     argv += ["--build-dir", str(tmp_path / "build")]
     proc = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True)
@@ -52,5 +52,30 @@ def test_interrupt_during_second_target_keeps_first_and_kills_guest(tmp_path: Pa
     run = results.load_file(files[0])
     assert {r.target for r in run.records} == {first}
     assert {r.verdict for r in run.records} == {"pass"}
+    for pid in guests:
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_interrupt_in_parallel_stops_every_guest(tmp_path: Path) -> None:
+    targets = ",".join(load_catalog().default[:2])
+    argv = [sys.executable, "-m", "kprobe_docs", "verify", "--force", "--samples", "kprobe_example"]
+    argv += ["--targets", targets, "--jobs", "2", "--results", str(tmp_path / "results")]
+    argv += ["--build-dir", str(tmp_path / "build")]
+    proc = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    guests: list[int] = []
+    deadline = time.monotonic() + 600
+    for line in proc.stderr:
+        if ": booting" in line:
+            while not guests and time.monotonic() < deadline:
+                guests = _guests_of(proc.pid)
+                time.sleep(0.05)
+            break
+    assert guests, "no guest started"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    for path in (tmp_path / "results").glob("*"):
+        assert path.suffix == ".json", f"left behind: {path}"
+        results.load_file(path)
     for pid in guests:
         assert not os.path.exists(f"/proc/{pid}") or "zombie" in Path(f"/proc/{pid}/status").read_text()

@@ -29,53 +29,48 @@ def _guests_of(pid: int) -> list[int]:
     return found
 
 
-def test_interrupt_during_second_target_keeps_first_and_kills_guest(tmp_path: Path) -> None:
-    first, second = load_catalog().default[:2]
-    argv = [sys.executable, "-m", "kprobe_docs", "verify", "--force", "--samples", "kprobe_example,kretprobe_example"]
-    argv += ["--targets", f"{first},{second}", "--jobs", "1", "--results", str(tmp_path / "results")]
+def _interrupt_when(marker: str, tmp_path: Path, samples: str, targets: list[str], jobs: int) -> list[int]:
+    """Run a verify, send SIGINT once a line of its progress contains ``marker`` and a guest runs.
+
+    Returns the guests that were running; asserts the run ended as interrupted.
+    """
+    argv = [sys.executable, "-m", "kprobe_docs", "verify", "--force", "--samples", samples]
+    argv += ["--targets", ",".join(targets), "--jobs", str(jobs), "--results", str(tmp_path / "results")]
     argv += ["--build-dir", str(tmp_path / "build")]
     proc = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     guests: list[int] = []
     deadline = time.monotonic() + 600
     for line in proc.stderr:
-        if line.startswith(f"{second}: booting"):
+        if marker in line:
             while not guests and time.monotonic() < deadline:
                 guests = _guests_of(proc.pid)
                 time.sleep(0.05)
             break
-    assert guests, "the second target's guest never started"
+    assert guests, f"no guest started after {marker!r}"
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
+    return guests
+
+
+def _gone(guests: list[int]) -> bool:
+    return all(not os.path.exists(f"/proc/{p}") or "zombie" in Path(f"/proc/{p}/status").read_text() for p in guests)
+
+
+def test_interrupt_during_second_target_keeps_first_and_kills_guest(tmp_path: Path) -> None:
+    first, second = load_catalog().default[:2]
+    guests = _interrupt_when(f"{second}: booting", tmp_path, "kprobe_example,kretprobe_example", [first, second], 1)
     files = list((tmp_path / "results").iterdir())
     assert [f.suffix for f in files] == [".json"], f"unexpected files: {files}"
     run = results.load_file(files[0])
     assert {r.target for r in run.records} == {first}
     assert {r.verdict for r in run.records} == {"pass"}
-    for pid in guests:
-        assert not os.path.exists(f"/proc/{pid}") or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    assert _gone(guests)
 
 
 def test_interrupt_in_parallel_stops_every_guest(tmp_path: Path) -> None:
-    targets = ",".join(load_catalog().default[:2])
-    argv = [sys.executable, "-m", "kprobe_docs", "verify", "--force", "--samples", "kprobe_example"]
-    argv += ["--targets", targets, "--jobs", "2", "--results", str(tmp_path / "results")]
-    argv += ["--build-dir", str(tmp_path / "build")]
-    proc = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    guests: list[int] = []
-    deadline = time.monotonic() + 600
-    for line in proc.stderr:
-        if ": booting" in line:
-            while not guests and time.monotonic() < deadline:
-                guests = _guests_of(proc.pid)
-                time.sleep(0.05)
-            break
-    assert guests, "no guest started"
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 130
+    guests = _interrupt_when(": booting", tmp_path, "kprobe_example", list(load_catalog().default[:2]), 2)
     for path in (tmp_path / "results").glob("*"):
         assert path.suffix == ".json", f"left behind: {path}"
         results.load_file(path)
-    for pid in guests:
-        assert not os.path.exists(f"/proc/{pid}") or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    assert _gone(guests)

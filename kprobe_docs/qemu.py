@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import subprocess
 import threading
@@ -28,6 +29,8 @@ KVM_PROBE_TIMEOUT = 40.0
 # Set when the run is interrupted: guests running in worker threads are stopped too.
 CANCEL = threading.Event()
 BOOT_RETRIES = 2
+# "@@KD <event> <name> <value>": values are single words; anything after them is kernel output.
+EVENT_RE = re.compile(r"@@KD (\S+) (\S+) ?([^\s\[]*)(.*)$")
 
 
 @dataclass
@@ -58,7 +61,9 @@ def qemu_version(arch: str) -> str:
 
 def command(arch: str, accel: str, kernel: str, initrd: Path, start: int) -> list[str]:
     m = ARCHES[arch]
-    cmdline = f"console={m.console} panic=-1 printk.time=1 kd.start={start}"
+    # loglevel=3: only errors and worse reach the console, where they could cut into the
+    # agent's lines (an RT kernel prints asynchronously); the agent reads the rest with dmesg.
+    cmdline = f"console={m.console} loglevel=3 panic=-1 printk.time=1 kd.start={start}"
     cpu = "host" if accel == "kvm" else m.cpu
     # One host thread for all vCPUs under TCG: multi-threaded TCG races with the
     # kernel patching its own code (static keys, kprobes' int3) and oopses at boot.
@@ -70,7 +75,7 @@ def command(arch: str, accel: str, kernel: str, initrd: Path, start: int) -> lis
     ]  # fmt: skip
 
 
-class _Follower:
+class Follower:
     """Turns console lines into SampleRuns and knows the current deadline."""
 
     def __init__(self, timeouts: dict[str, float], log: BootLog, boot_timeout: float) -> None:
@@ -93,8 +98,13 @@ class _Follower:
             elif self.current is not None and owner == self.current.name:
                 self.current.sections.setdefault(section, []).append(line)
         elif text.startswith("@@KD "):
-            event, name, value = [*text.split(" ", 3)[1:], "", ""][:3]
+            match = EVENT_RE.match(text)
+            if match is None:
+                return
+            event, name, value, rest = match.groups()
             self._event(event, name, value)
+            if rest.strip():  # kernel output the console appended to the agent's line
+                self.line(rest.strip())
         elif self.current is not None:
             self.current.console = [*self.current.console[-EXCERPT_LINES + 1 :], text]
 
@@ -127,14 +137,14 @@ class _Follower:
 
 def boot_once(
     argv: list[str], timeouts: dict[str, float], log: BootLog, console: Path, boot_timeout: float = BOOT_TIMEOUT
-) -> _Follower:
+) -> Follower:
     """Run one boot, recording into ``log`` until the guest exits or misses a deadline."""
-    follower = _Follower(timeouts, log, boot_timeout)
+    follower = Follower(timeouts, log, boot_timeout)
     _follow(argv, follower, console)
     return follower
 
 
-def _follow(argv: list[str], follower: _Follower, console: Path) -> None:
+def _follow(argv: list[str], follower: Follower, console: Path) -> None:
     with (
         console.open("a") as out,
         subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc,

@@ -24,7 +24,7 @@ from .sample import DIRECTIVE, OPTION_KEYS, Sample, SampleError
 
 LOGGER = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-BADGE_TEXT = {"pass": "pass", "fail": "fail", "not-claimed": "not claimed"}
+LABELS = {"pass": "pass", "fail": "FAIL", "not-claimed": "not claimed"}
 
 
 def newest_results(app: Sphinx) -> results.Newest:
@@ -45,12 +45,16 @@ def records_for(app: Sphinx, sample: str) -> list[Record]:
     return sorted(found, key=lambda r: r.target)
 
 
+def label(record: Record) -> str:
+    """The verdict as the pages word it, in badges, tabs and the matrix."""
+    if record.build.get("status") == "expected-failure":
+        return "fails to build, as claimed"
+    return LABELS.get(record.verdict, record.verdict)
+
+
 def _badge(record: Record, current: bool) -> nodes.inline:
     verdict = record.verdict
-    if verdict == "pass" and record.build.get("status") == "expected-failure":
-        text = "fails to build, as claimed"
-    else:
-        text = BADGE_TEXT.get(verdict, verdict)
+    text = label(record)
     if not current:
         text += " (older source)"
     badge = nodes.inline("", "", classes=["kd-badge", f"kd-{verdict}"])
@@ -77,12 +81,6 @@ def _captured_lines(record: Record) -> list[str]:
     return lines
 
 
-def _verdict_text(record: Record) -> str:
-    if record.build.get("status") == "expected-failure":
-        return "fails to build, as the page says"
-    return {"pass": "passed", "fail": "FAILED"}.get(record.verdict, record.verdict)
-
-
 def captured_markdown(records: list[Record]) -> str:
     """A tab per target with its verdict, provenance and captured log, as MyST."""
     shown = [r for r in records if r.verdict != "not-claimed"]
@@ -90,7 +88,7 @@ def captured_markdown(records: list[Record]) -> str:
         return ""
     out = ["::::{tab-set}", ":class: kd-captured-tabs"]
     for record in shown:
-        out += [f":::{{tab-item}} {record.target}", f"**{_verdict_text(record)}**", ""]
+        out += [f":::{{tab-item}} {record.target}", f"**{label(record)}**", ""]
         if record.reason:
             out += [f"Result: `{record.reason.replace('`', chr(39))}`", ""]
         out += [f"{{sub}}`{_provenance(record)}`", ""]
@@ -233,9 +231,7 @@ class DebugfsDirective(_ResultsTable):
 def _matrix_cell(record: Record | None) -> str:
     if record is None:
         return "no result"
-    if record.build.get("status") == "expected-failure":
-        return "fails to build, as claimed"
-    return {"pass": "pass", "fail": "**FAIL**", "not-claimed": "not claimed"}.get(record.verdict, record.verdict)
+    return "**FAIL**" if record.verdict == "fail" else label(record)
 
 
 class MatrixDirective(_ResultsTable):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kprobe_docs.check import evaluate, match_in_order, taint_flags
-from kprobe_docs.qemu import SampleRun
+from kprobe_docs.qemu import BootLog, Follower, SampleRun
 from kprobe_docs.sample import make_sample
 
 SAMPLE = make_sample(
@@ -72,3 +72,14 @@ def test_listed_patterns_read_the_kprobes_list() -> None:
 def test_helpers() -> None:
     assert match_in_order(("a", "b"), ["b", "a"]) == (["a"], "b")
     assert taint_flags(12288) == "OE"
+
+
+def test_kernel_output_appended_to_an_agent_line_is_split_off() -> None:
+    log = BootLog()
+    follower = Follower({}, log, 10.0)
+    follower.line("@@KD begin demo 0")
+    follower.line("@@KD insmod1 demo 0[    4.58] demo: 3 kprobes")
+    follower.line("@@KD end demo 0")
+    (run,) = log.runs
+    assert run.events["insmod1"] == "0"
+    assert run.console == ["[    4.58] demo: 3 kprobes"]

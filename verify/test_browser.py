@@ -11,6 +11,7 @@ from playwright.sync_api import sync_playwright
 
 from kprobe_docs import results
 from kprobe_docs.paths import project_root
+from kprobe_docs.sphinxext import label
 
 ROOT = project_root(Path(__file__).parent)
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,7 +48,7 @@ def test_sample_page_shows_code_copy_button_badges_and_captured_output(site: Pat
         assert badges.count() == len(records)
         for index, record in enumerate(records):
             assert badges.nth(index).is_visible()
-            assert badges.nth(index).inner_text().split() == [record.target, record.verdict]
+            assert badges.nth(index).inner_text().split() == [record.target, label(record)]
         tabs = page.locator(".kd-captured-tabs label")
         for index, record in enumerate(records):
             tabs.nth(index).click()

@@ -1,0 +1,56 @@
+"""The build-environment cache: what counts as prepared, and what is made again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kprobe_docs import buildenv
+from kprobe_docs.targets import Mirror, Target, load_catalog
+
+MIRROR = Mirror("http://archive.example/debian", "http://security.example/debian-security")
+
+
+@pytest.fixture
+def siblings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Target]:
+    monkeypatch.setenv("KPROBE_DOCS_CACHE", str(tmp_path))
+    catalog = load_catalog()
+    return catalog.siblings(catalog.targets[catalog.default[0]])
+
+
+def _stamp(directory: Path, spec: dict[str, object], files: Path) -> None:
+    kernels = {}
+    for name in ("vmlinuz", "config", "busybox"):
+        (files / name).write_text(name)
+    for target in ("a",):
+        kernels[target] = {
+            "target": target, "arch": "amd64", "release": "6.1.0-1-amd64", "package": "p", "version": "6.1.1-1",
+            "sha256": "0", "vmlinuz": str(files / "vmlinuz"), "headers": "/h", "config": str(files / "config"),
+            "busybox": str(files / "busybox"),
+        }  # fmt: skip
+    directory.mkdir(parents=True)
+    (directory / buildenv.STAMP).write_text(json.dumps({"recipe": spec, "kernels": kernels}))
+
+
+def test_recipe_names_a_directory_per_release_and_pin(siblings: list[Target]) -> None:
+    spec = buildenv.recipe(siblings, MIRROR)
+    assert "gcc-aarch64-linux-gnu" in spec["packages"]  # type: ignore[operator]
+    assert spec["architectures"] == ["amd64", "arm64"]
+    assert buildenv.env_directory(spec).name.startswith(f"{spec['release']}-")
+
+
+def test_stamp_with_other_recipe_missing_file_or_garbage_is_not_prepared(
+    siblings: list[Target], tmp_path: Path
+) -> None:
+    spec = buildenv.recipe(siblings, MIRROR)
+    directory = buildenv.env_directory(spec)
+    _stamp(directory, spec, tmp_path)
+    assert buildenv._load(directory, spec) is not None
+    assert buildenv._load(directory, {**spec, "version": -1}) is None
+    (tmp_path / "busybox").unlink()
+    assert buildenv._load(directory, spec) is None
+    (directory / buildenv.STAMP).write_text('{"recipe": ')
+    assert buildenv._load(directory, spec) is None
+    assert buildenv.cached(siblings, MIRROR) is None

@@ -32,10 +32,6 @@ class BuildResult:
     problem: str  # first error or warning line, empty when ok
     module: str  # path of the .ko, empty when none
 
-    @property
-    def passed(self) -> bool:
-        return self.status in ("ok", "expected-failure")
-
 
 def _problem(log: str) -> str:
     for line in log.splitlines():
@@ -62,7 +58,14 @@ def build_sample(env: BuildEnv, kernel: Kernel, sample_dir: Path, sample: Sample
     argv = ["make", *ARCHES[kernel.arch].make_vars, "-C", kernel.headers, f"M={inside}", "modules"]
     started = time.monotonic()
     try:
-        proc = subprocess.run(chroot_command(env.root, argv), capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+        # Its own session: an interrupt reaches the run, which stops builds and guests itself.
+        proc = subprocess.run(
+            chroot_command(env.root, argv),
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            start_new_session=True,
+        )
         # Paths relative to the sample, as a reader building it by hand would see them.
         log, returncode = (proc.stdout + proc.stderr).replace(f"{inside}/", ""), proc.returncode
     except subprocess.TimeoutExpired:

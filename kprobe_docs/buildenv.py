@@ -113,7 +113,8 @@ def env_directory(spec: dict[str, object]) -> Path:
 
 def chroot_command(root: Path, argv: list[str]) -> list[str]:
     """Run ``argv`` in ``root`` with its own /proc, in a private mount namespace."""
-    return ["unshare", "--mount", "--pid", "--fork", f"--mount-proc={root}/proc", "chroot", str(root), *argv]
+    unshare = ["unshare", "--mount", "--pid", "--fork", "--kill-child", f"--mount-proc={root}/proc"]
+    return [*unshare, "chroot", str(root), *argv]
 
 
 def _run_logged(argv: list[str], log: Path, progress: Progress, what: str) -> None:
@@ -121,7 +122,9 @@ def _run_logged(argv: list[str], log: Path, progress: Progress, what: str) -> No
     with log.open("a") as out:
         out.write(f"$ {' '.join(argv)}\n")
         out.flush()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         assert proc.stdout is not None
         for line in proc.stdout:
             out.write(line)
@@ -148,9 +151,15 @@ def _mmdebstrap(spec: dict[str, object], root: Path, log: Path, progress: Progre
     _run_logged(argv, log, progress, f"mmdebstrap {spec['release']}")
 
 
+def _dpkg_deb(*args: str) -> str:
+    proc = subprocess.run(["dpkg-deb", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildEnvError(f"dpkg-deb {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
 def _deb_field(deb: Path, field: str) -> str:
-    argv = ["dpkg-deb", "-f", str(deb), field]
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+    return _dpkg_deb("-f", str(deb), field).strip()
 
 
 def image_in(listing: str) -> tuple[str, str] | None:
@@ -167,7 +176,7 @@ def image_in(listing: str) -> tuple[str, str] | None:
 
 
 def _listing(deb: Path) -> str:
-    return subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True, text=True).stdout
+    return _dpkg_deb("-c", str(deb))
 
 
 def _sha256(path: Path) -> str:
@@ -239,6 +248,8 @@ def _unpack_over(deb: Path, root: Path) -> None:
     """Unpack into ``root`` keeping its symlinked directories (merged /usr): not ``dpkg-deb -x``."""
     tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
     untar = subprocess.run(["tar", "-x", "--keep-directory-symlink", "-C", str(root)], stdin=tar.stdout)
+    assert tar.stdout is not None
+    tar.stdout.close()  # dpkg-deb must not block on a pipe nobody reads
     if tar.wait() != 0 or untar.returncode != 0:
         raise BuildEnvError(f"cannot unpack {deb} into {root}")
 

@@ -67,7 +67,8 @@ def _check_outcome(run: SampleRun, sample: Sample, verdict: Verdict) -> None:
         done = ", ".join(run.events) or "none"
         verdict.fail("load", f"hang: no progress within {sample.timeout} s (steps done: {done})")
     elif run.outcome == "unbooted":
-        verdict.fail("load", "the guest did not boot far enough to run this sample")
+        why = run.console[0] if run.console else "no console output"
+        verdict.fail("load", f"the guest did not boot far enough to run this sample: {why}")
     elif run.outcome == "crashed":
         trouble = next((line for line in run.console if KERNEL_TROUBLE.search(line)), "guest stopped")
         verdict.fail("load", f"kernel crashed: {trouble.strip()}")

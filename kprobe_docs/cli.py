@@ -18,14 +18,13 @@ from pathlib import Path
 
 from . import buildenv, extract, results, system
 from .buildenv import BuildEnvError
+from .extract import SamplesError
 from .paths import ProjectError, project_root
 from .results import ResultsError
 from .runner import Job, environment_for, run_id, verify
-from .sample import Sample, SampleError, load_sample
+from .sample import SampleError
 from .system import SetupError
 from .targets import TargetError, find_mirror, load_catalog, system_sources
-
-FIXTURES = Path("verify") / "fixtures"
 
 
 def progress(message: str) -> None:
@@ -34,7 +33,7 @@ def progress(message: str) -> None:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    system.ensure(progress)
+    system.ensure(progress, tests=True)
     print("system packages: all present")
     return 0
 
@@ -79,30 +78,6 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fixtures(root: Path, scratch: Path) -> list[tuple[Sample, Path]]:
-    """The fault fixtures, extracted into ``scratch`` (they are test data, not pages)."""
-    fixtures = extract.collect(root / FIXTURES, root)
-    extract.write(fixtures, scratch)
-    return [(s, scratch / s.name) for s in fixtures]
-
-
-def _samples(root: Path, names: list[str], with_fixtures: bool, scratch: Path) -> list[tuple[Sample, Path]]:
-    problems = extract.differences(extract.collect(root / "docs", root), root / "samples")
-    if problems:
-        raise SampleError(
-            "samples", 0, f"samples/ is out of sync with docs/ ({problems[0]}): run 'kprobe-docs extract'"
-        )
-    chosen = [(load_sample(d), d) for d in sorted((root / "samples").iterdir()) if d.is_dir()]
-    if with_fixtures:
-        chosen += _fixtures(root, scratch)
-    if names:
-        unknown = sorted(set(names) - {s.name for s, _ in chosen})
-        if unknown:
-            raise SampleError("samples", 0, f"no sample named {unknown[0]!r}")
-        chosen = [(s, d) for s, d in chosen if s.name in names]
-    return chosen
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     if "host" in args.targets:
         print(
@@ -116,9 +91,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     targets = catalog.select(args.targets)
     with tempfile.TemporaryDirectory(prefix="kprobe-docs-fixtures-") as scratch:
-        samples = _samples(root, args.samples, args.fixtures, Path(scratch))
+        samples = extract.load_samples(root, args.samples, Path(scratch) if args.fixtures else None)
         results_file = Path(args.results or root / "results") / f"{run_id()}.json"
-        previous = None if args.force else results.newest(root / "results")
+        previous = None if args.force else results.newest(results_file.parent)
         build_dir = Path(args.build_dir or root / "build")
         job = Job(samples, targets, catalog, build_dir, results_file, jobs=args.jobs, previous=previous)
         records = verify(job, progress)
@@ -137,7 +112,8 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(value: str) -> list[str]:
+def names(value: str) -> list[str]:
+    """Comma-separated names, as options take them."""
     return [v for v in value.split(",") if v]
 
 
@@ -155,10 +131,14 @@ def parser() -> argparse.ArgumentParser:
     ext.add_argument("--check", action="store_true", help="only report differences; exit 1 if any")
     ext.set_defaults(func=cmd_extract)
     ver = sub.add_parser("verify", help="build, boot and check samples on targets")
-    ver.add_argument("--target", "--targets", dest="targets", type=_list, default=["default"],
+    ver.add_argument("--target", "--targets", dest="targets", type=names, default=["default"],
                      help="comma-separated target names, 'default' (the default) or 'all'")  # fmt: skip
-    ver.add_argument("--samples", type=_list, default=[], help="comma-separated sample names (default: all)")
-    ver.add_argument("--fixtures", action="store_true", help="also run the fault fixtures of verify/fixtures/")
+    ver.add_argument("--samples", type=names, default=[], help="comma-separated sample names (default: all)")
+    ver.add_argument(
+        "--fixtures",
+        action="store_true",
+        help="also run the fault fixtures of verify/fixtures/ (they fail by design: exit status 1)",
+    )
     ver.add_argument("--results", help="directory for the results file (default: results/)")
     ver.add_argument("--build-dir", help="directory for modules, logs and initramfs (default: build/)")
     ver.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="targets verified at once (default: cores)")
@@ -172,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (SampleError, TargetError, BuildEnvError, SetupError, ProjectError, ResultsError) as exc:
+    except (SampleError, SamplesError, TargetError, BuildEnvError, SetupError, ProjectError, ResultsError) as exc:
         print(f"kprobe-docs: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,9 +18,14 @@ import yaml
 from markdown_it import MarkdownIt
 from mdit_py_plugins.colon_fence import colon_fence_plugin
 
-from .sample import DIRECTIVE, SPEC_FILE, Sample, SampleError, make_sample
+from .sample import DIRECTIVE, SPEC_FILE, Sample, SampleError, load_sample, make_sample
 
 KMOD_DIR = Path(__file__).resolve().parent.parent / "kmod"
+FIXTURES = Path("verify") / "fixtures"
+
+
+class SamplesError(ValueError):
+    """samples/ out of sync with the pages, or a sample asked for by a name nobody defines."""
 
 
 @dataclass(frozen=True)
@@ -143,3 +148,24 @@ def differences(samples: list[Sample], out: Path) -> list[str]:
             elif path.read_text() != text:
                 problems.append(f"{path}: differs from {sample.page}:{sample.line}")
     return problems
+
+
+def load_samples(root: Path, names: list[str], fixtures_into: Path | None) -> list[tuple[Sample, Path]]:
+    """The extracted samples to verify, each with its directory, after checking samples/ is in sync.
+
+    With ``fixtures_into``, the fault fixtures (test data, not pages) are extracted there and come
+    first, so that the good samples run after them in the same boot.  ``names`` selects by name.
+    """
+    problems = differences(collect(root / "docs", root), root / "samples")
+    if problems:
+        raise SamplesError(f"samples/ is out of sync with docs/ ({problems[0]}): run 'kprobe-docs extract'")
+    chosen: list[tuple[Sample, Path]] = []
+    if fixtures_into is not None:
+        fixtures = collect(root / FIXTURES, root)
+        write(fixtures, fixtures_into)
+        chosen += [(s, fixtures_into / s.name) for s in fixtures]
+    chosen += [(load_sample(d), d) for d in sorted((root / "samples").iterdir()) if d.is_dir()]
+    unknown = sorted(set(names) - {s.name for s, _ in chosen})
+    if unknown:
+        raise SamplesError(f"no sample named {unknown[0]!r}")
+    return [(s, d) for s, d in chosen if not names or s.name in names]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .arches import ARCHES
 from .paths import cache_dir
+from .results import write_atomic
 
 BOOT_TIMEOUT = 180.0
 GAP_TIMEOUT = 60.0  # from one sample's end to the next one's begin
@@ -41,7 +42,7 @@ class SampleRun:
     events: dict[str, str] = field(default_factory=dict)
     sections: dict[str, list[str]] = field(default_factory=dict)
     console: list[str] = field(default_factory=list)  # untagged kernel output meanwhile
-    outcome: str = "running"  # completed | crashed | hung
+    outcome: str = "running"  # completed | crashed | hung | unbooted
     seconds: float = 0.0
 
 
@@ -147,7 +148,9 @@ def boot_once(
 def _follow(argv: list[str], follower: Follower, console: Path) -> None:
     with (
         console.open("a") as out,
-        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc,
+        subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        ) as proc,
     ):
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
@@ -166,6 +169,10 @@ def _follow(argv: list[str], follower: Follower, console: Path) -> None:
                     continue
                 chunk = os.read(fd, 65536)
                 if not chunk:
+                    if pending:  # the guest's last words, often a panic line without a newline
+                        text = pending.decode("utf-8", "replace").rstrip("\r")
+                        out.write(text + "\n")
+                        follower.line(text)
                     follower.close("crashed")
                     return
                 *lines, pending = (pending + chunk).split(b"\n")
@@ -231,6 +238,5 @@ def accelerator(arch: str, probe: Callable[[str], bool]) -> str:
         verdicts = {}
     if key not in verdicts:
         verdicts[key] = probe("kvm")
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(verdicts))
+        write_atomic(record, verdicts)
     return "kvm" if verdicts[key] else "tcg"

@@ -53,8 +53,12 @@ class Record:
 def _harness_hash() -> str:
     digest = hashlib.sha256()
     package = resources.files("kprobe_docs")
-    for name in ("agent.sh", "build.py", "check.py", "guest.py", "qemu.py", "runner.py"):
+    for name in ("agent.sh", "arches.py", "build.py", "buildenv.py", "check.py", "guest.py", "qemu.py", "runner.py"):
         digest.update(package.joinpath(name).read_bytes())
+    kmod = Path(__file__).resolve().parent.parent / "kmod"  # the build glue and the API probes
+    for path in sorted(kmod.rglob("*")):
+        if path.is_file():
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -70,11 +74,15 @@ def harness_hash() -> str:
 def write_atomic(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # an interrupt included: no half-written file stays behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save(path: Path, run: dict[str, Any], records: list[Record], targets: dict[str, Any]) -> None:

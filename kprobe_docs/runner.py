@@ -22,7 +22,7 @@ from . import buildenv, qemu, results
 from .build import BuildResult, build_sample
 from .buildenv import BuildEnv, Kernel
 from .check import evaluate, taint_flags
-from .extract import KMOD_DIR
+from .extract import KMOD_DIR, rendered_files
 from .guest import make_initramfs
 from .results import Record
 from .sample import Sample
@@ -147,7 +147,7 @@ def _run_record(
     )
 
 
-def _kvm_probe(target: Target, kernel: Kernel, env: BuildEnv, out: Path) -> Callable[[str], bool]:
+def _kvm_probe(target: Target, kernel: Kernel, out: Path) -> Callable[[str], bool]:
     def probe(accel: str) -> bool:
         initrd = out / "probe.cpio"
         make_initramfs(Path(kernel.busybox), [], initrd)
@@ -165,7 +165,7 @@ def boot(
     kernel = env.kernels[target.name]
     initrd = out / "initramfs.cpio"
     make_initramfs(Path(kernel.busybox), [(s, Path(b.module)) for s, b in plan], initrd)
-    accel = qemu.accelerator(target.arch, _kvm_probe(target, kernel, env, out))
+    accel = qemu.accelerator(target.arch, _kvm_probe(target, kernel, out))
     progress(f"{target.name}: booting {kernel.release} under QEMU ({accel}) with {len(plan)} samples")
     names = [s.name for s, _ in plan]
     timeouts = {s.name: float(s.timeout) for s, _ in plan}
@@ -180,8 +180,8 @@ def boot(
 
 
 def _not_run(log: qemu.BootLog, name: str) -> qemu.SampleRun:
-    """A sample the boot never reached: its run carries the boot's last console lines."""
-    return qemu.SampleRun(name, console=log.tail, outcome="unbooted")
+    """A sample the boot never reached: its run carries why and the boot's last console lines."""
+    return qemu.SampleRun(name, console=[log.failure, *log.tail], outcome="unbooted")
 
 
 def build_all(
@@ -206,7 +206,11 @@ def _build_stage(
     kernel = env.kernels[target.name]
     claimed = [(s, d) for s, d in job.samples if s.claims(target.arch, kernel.upstream)]
     names = {s.name for s, _ in claimed}
+    unsupported = [(s, d) for s, d in claimed if s.kind != "kmod"]
+    claimed = [(s, d) for s, d in claimed if s.kind == "kmod"]
     records = [_record(s, target, "not-claimed", provenance=provenance) for s, _ in job.samples if s.name not in names]
+    reason = "bcc samples are not verified by this version of kprobe-docs yet"
+    records += [_record(s, target, "fail", reason=reason, provenance=provenance) for s, _ in unsupported]
     reused = [r for r in (_reusable(job, s, target, kernel) for s, _ in claimed) if r is not None]
     records += reused
     if reused:
@@ -224,7 +228,7 @@ def _build_stage(
 def _reusable(job: Job, sample: Sample, target: Target, kernel: Kernel) -> Record | None:
     """The previous record of (sample, target) if its source, kernel and harness are unchanged."""
     old = job.previous.records.get((sample.name, target.name)) if job.previous else None
-    if old is None or old.verdict == "not-claimed" or old.source_hash != sample.source_hash():
+    if old is None or old.verdict != "pass" or old.source_hash != sample.source_hash():  # failures are redone
         return None
     if old.provenance.get("kernel_sha256") != kernel.sha256 or old.provenance.get("harness") != results.harness_hash():
         return None
@@ -233,13 +237,12 @@ def _reusable(job: Job, sample: Sample, target: Target, kernel: Kernel) -> Recor
 
 def _api_probe(source: Path, scratch: Path) -> tuple[Sample, Path]:
     """A compile probe of kmod/api/ as a build-only sample named ``api_<stem>``."""
-    name = f"api_{source.stem}"
-    directory = scratch / name
+    sample = Sample(name=f"api_{source.stem}", kind="kmod", code=source.read_text(), expect=("built",))
+    directory = scratch / sample.name
     directory.mkdir(parents=True, exist_ok=True)
-    code = source.read_text()
-    (directory / f"{name}.c").write_text(code)
-    (directory / "Kbuild").write_text((KMOD_DIR / "Kbuild.in").read_text().replace("@NAME@", name))
-    return Sample(name=name, kind="kmod", code=code, expect=("built",)), directory
+    for filename, text in rendered_files(sample).items():
+        (directory / filename).write_text(text)
+    return sample, directory
 
 
 def api_availability(env: BuildEnv, kernel: Kernel, out: Path, progress: Progress) -> dict[str, dict[str, object]]:
@@ -351,7 +354,8 @@ def verify(job: Job, progress: Progress) -> list[Record]:
             progress(f"{target.name}: {exc}")
             reason = f"target not prepared: {exc}"
             done = TargetRun([_record(s, target, "fail", reason=reason) for s, _ in job.samples], {})
-        recorder.add(target, done)
+        if not qemu.CANCEL.is_set():  # what an interrupt cut short is no result
+            recorder.add(target, done)
 
     if job.jobs <= 1:
         for target in job.targets:
@@ -362,6 +366,7 @@ def verify(job: Job, progress: Progress) -> list[Record]:
                 list(pool.map(one, job.targets))
             except KeyboardInterrupt:
                 qemu.CANCEL.set()  # the workers' guests stop within a second
+                pool.shutdown(cancel_futures=True)  # and queued targets never start
                 raise
     order = {t.name: i for i, t in enumerate(job.targets)}
     return sorted(recorder.records, key=lambda r: order[r.target])

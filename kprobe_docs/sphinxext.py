@@ -297,12 +297,7 @@ class ApiMatrixDirective(_ResultsTable):
         for probe in probes:
             found = [newest.targets[t]["api"].get(probe) for t in targets]
             what = next(f["what"] for f in found if f)
-            cells = [
-                "?"
-                if f is None
-                else f'<a href="{prefix}_logs/{t}/api-{probe}.txt">{"yes" if f["available"] else "no"}</a>'
-                for t, f in zip(targets, found, strict=True)
-            ]
+            cells = [_api_cell(prefix, t, probe, f) for t, f in zip(targets, found, strict=True)]
             rows.append([f"`{probe}`: {what}", *cells])
         return [*_table(["API", *(f"`{t}`" for t in targets)], rows), *_provenance_notes(newest)]
 

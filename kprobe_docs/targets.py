@@ -88,7 +88,10 @@ def _check(target: Target) -> Target:
 def load_catalog(text: str | None = None) -> Catalog:
     if text is None:
         text = resources.files("kprobe_docs").joinpath("targets.toml").read_text()
-    data = tomllib.loads(text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TargetError(f"the targets catalog is not valid TOML: {exc}") from exc
     targets = {name: _check(_target(name, entry)) for name, entry in data.get("targets", {}).items()}
     default = tuple(data.get("default", []))
     missing = [n for n in default if n not in targets]

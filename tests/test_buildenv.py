@@ -20,11 +20,11 @@ def siblings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Target]:
     return catalog.siblings(catalog.targets[catalog.default[0]])
 
 
-def _stamp(directory: Path, spec: dict[str, object], files: Path) -> None:
+def _stamp(directory: Path, spec: dict[str, object], files: Path, targets: list[Target]) -> None:
     kernels = {}
     for name in ("vmlinuz", "config", "busybox"):
         (files / name).write_text(name)
-    for target in ("a",):
+    for target in (t.name for t in targets):
         kernels[target] = {
             "target": target, "arch": "amd64", "release": "6.1.0-1-amd64", "package": "p", "version": "6.1.1-1",
             "sha256": "0", "vmlinuz": str(files / "vmlinuz"), "headers": "/h", "config": str(files / "config"),
@@ -46,8 +46,9 @@ def test_stamp_with_other_recipe_missing_file_or_garbage_is_not_prepared(
 ) -> None:
     spec = buildenv.recipe(siblings, MIRROR)
     directory = buildenv.env_directory(spec)
-    _stamp(directory, spec, tmp_path)
+    _stamp(directory, spec, tmp_path, siblings)
     assert buildenv._load(directory, spec) is not None
+    assert buildenv.cached(siblings, MIRROR) is not None
     assert buildenv._load(directory, {**spec, "version": -1}) is None
     (tmp_path / "busybox").unlink()
     assert buildenv._load(directory, spec) is None

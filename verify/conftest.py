@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-import sys
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +23,12 @@ from typing import Any
 import pytest
 
 from kprobe_docs import extract, system
+from kprobe_docs.cli import names as _names
+from kprobe_docs.cli import progress
 from kprobe_docs.paths import project_root
 from kprobe_docs.results import Record
 from kprobe_docs.runner import Job, run_id, verify
-from kprobe_docs.sample import Sample, load_sample
+from kprobe_docs.sample import Sample
 from kprobe_docs.targets import Target, load_catalog
 
 # Why each fault fixture must fail: a pattern its record's reason must match.
@@ -46,10 +48,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--no-faults", dest="kd_no_faults", action="store_true", help="skip the fault fixtures")
 
 
-def _names(value: str) -> list[str]:
-    return [v for v in value.split(",") if v]
-
-
 def pytest_configure(config: pytest.Config) -> None:
     if "host" in _names(config.getoption("kd_targets")):
         raise pytest.UsageError(
@@ -59,47 +57,36 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class Session:
-    """Runs each target once and keeps its records for the tests."""
+    """Runs the verification once and keeps its records for the tests."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.root = project_root(Path(__file__).parent)
         self.catalog = load_catalog()
         self.targets = self.catalog.select(_names(config.getoption("kd_targets")))
-        self.scratch = Path(tempfile.mkdtemp(prefix="kprobe-docs-fixtures-"))
-        self.samples = self._samples(_names(config.getoption("kd_samples")), not config.getoption("kd_no_faults"))
-        self.records: dict[str, dict[str, Record]] = {}
+        scratch = Path(tempfile.mkdtemp(prefix="kprobe-docs-fixtures-"))
+        config.add_cleanup(lambda: shutil.rmtree(scratch, ignore_errors=True))
+        fixtures = None if config.getoption("kd_no_faults") else scratch
+        self.samples = extract.load_samples(self.root, _names(config.getoption("kd_samples")), fixtures)
+        self.records: dict[str, dict[str, Record]] | None = None
+        self.error: BaseException | None = None
         self.results_file = self.root / "results" / f"{run_id()}.json"
-
-    def _samples(self, names: list[str], faults: bool) -> list[tuple[Sample, Path]]:
-        chosen: list[tuple[Sample, Path]] = []
-        if faults:
-            fixtures = extract.collect(self.root / "verify" / "fixtures", self.root)
-            extract.write(fixtures, self.scratch)
-            chosen += [(s, self.scratch / s.name) for s in fixtures]
-        pages = sorted(d for d in (self.root / "samples").iterdir() if d.is_dir())
-        chosen += [(load_sample(d), d) for d in pages]
-        return [(s, d) for s, d in chosen if not names or s.name in names]
 
     def record(self, sample: str, target: Target) -> Record:
         """The record of (sample, target); the first call verifies every selected target, in parallel."""
-        if not self.records:
-            system.ensure(_progress)
-            job = Job(
-                self.samples,
-                self.targets,
-                self.catalog,
-                self.root / "build",
-                self.results_file,
-                jobs=os.cpu_count() or 1,
-            )
-            for record in verify(job, _progress):
-                self.records.setdefault(record.target, {})[record.sample] = record
+        if self.error is not None:
+            raise self.error
+        if self.records is None:
+            try:
+                system.ensure(progress)
+                cores = os.cpu_count() or 1
+                job = Job(self.samples, self.targets, self.catalog, self.root / "build", self.results_file, jobs=cores)
+                self.records = {}
+                for record in verify(job, progress):
+                    self.records.setdefault(record.target, {})[record.sample] = record
+            except Exception as exc:  # every test of this run reports it, none runs it again
+                self.error = exc
+                raise
         return self.records[target.name][sample]
-
-
-def _progress(message: str) -> None:
-    sys.stderr.write(message + "\n")  # one write: parallel targets do not interleave mid-line
-    sys.stderr.flush()
 
 
 def _excerpt(record: Record) -> str:

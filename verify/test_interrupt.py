@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -54,7 +53,13 @@ def _interrupt_when(marker: str, tmp_path: Path, samples: str, targets: list[str
 
 
 def _gone(guests: list[int]) -> bool:
-    return all(not os.path.exists(f"/proc/{p}") or "zombie" in Path(f"/proc/{p}/status").read_text() for p in guests)
+    def alive(pid: int) -> bool:
+        try:
+            return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return False
+
+    return not any(alive(pid) for pid in guests)
 
 
 def test_interrupt_during_second_target_keeps_first_and_kills_guest(tmp_path: Path) -> None:

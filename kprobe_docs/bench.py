@@ -25,10 +25,12 @@ from typing import TypeVar
 
 from . import qemu, results
 from .build import BuildResult
+from .buildenv import BuildEnv
+from .extract import load_samples
 from .guest import make_initramfs
 from .paths import project_root
 from .runner import Job, boot, build_all, environment_for, verify
-from .sample import Sample, load_sample
+from .sample import Sample
 from .targets import Catalog, Target, load_catalog
 
 T = TypeVar("T")
@@ -58,16 +60,14 @@ def cache_at(directory: Path) -> Iterator[None]:
 
 
 def built_plan(
-    target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path
+    env: BuildEnv, target: Target, samples: list[tuple[Sample, Path]], out: Path
 ) -> list[tuple[Sample, BuildResult]]:
-    env = environment_for(target, catalog, quiet)
     kernel = env.kernels[target.name]
     claimed = [(s, d) for s, d in samples if s.claims(target.arch, kernel.upstream)]
     return [(s, b) for s, b in build_all(env, kernel, claimed, out, quiet) if b.status == "ok"]
 
 
-def empty_boot(target: Target, catalog: Catalog, out: Path) -> float:
-    env = environment_for(target, catalog, quiet)
+def empty_boot(env: BuildEnv, target: Target, out: Path) -> float:
     kernel = env.kernels[target.name]
     initrd = out / "empty.cpio"
     make_initramfs(Path(kernel.busybox), [], initrd)
@@ -85,9 +85,9 @@ def row(what: str, a: float, b: float, verdict: str) -> str:
 
 def boots(target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
-    plan = built_plan(target, catalog, samples, out)
     env = environment_for(target, catalog, quiet)
-    empty = empty_boot(target, catalog, out)
+    plan = built_plan(env, target, samples, out)
+    empty = empty_boot(env, target, out)
     batch, (log, _) = timed(lambda: boot(target, env, plan, out, quiet))
     work = sum(r.seconds for r in log.runs)
     bound = 1.3 * empty + work
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     root = project_root()
     catalog = load_catalog()
     targets = catalog.select(args.targets.split(","))
-    samples = [(load_sample(d), d) for d in sorted((root / "samples").iterdir()) if d.is_dir()]
+    samples = load_samples(root, [], None)
     out = root / "build" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     print(f"{'measurement':44} {'A':>10} {'B':>10} {'A/B':>7}", flush=True)

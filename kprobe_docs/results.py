@@ -100,13 +100,13 @@ class Run:
 def load_file(path: Path) -> Run:
     try:
         data = json.loads(path.read_text())
-        if data.get("format") != FORMAT:
-            raise ResultsError(f"{path}: format {data.get('format')!r}, this version reads {FORMAT}")
-        return Run([Record(**r) for r in data["records"]], dict(data["targets"]))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        if isinstance(exc, ResultsError):
-            raise
+        version = data.get("format")
+        run = None if version != FORMAT else Run([Record(**r) for r in data["records"]], dict(data["targets"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ResultsError(f"{path}: not a readable results file ({exc}); move it away or delete it") from exc
+    if run is None:
+        raise ResultsError(f"{path}: format {version!r}, this version reads {FORMAT}")
+    return run
 
 
 def result_files(directory: Path) -> list[Path]:

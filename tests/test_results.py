@@ -45,3 +45,9 @@ def test_table_shows_build_load_checks_and_verdicts() -> None:
     assert lines[2].split() == ["a", "ok/ok/ok", "ok/FAIL/-", "FAIL"]
     assert lines[3].split() == ["j", "xfail/-/-", "not", "claimed", "pass"]
     assert [r.sample for r in results.failures(records)] == ["a"]
+
+
+def test_other_format_version_is_named(tmp_path: Path) -> None:
+    (tmp_path / "20260101T000000Z-1.json").write_text('{"format": 99, "records": [], "targets": {}}')
+    with pytest.raises(ResultsError, match=r"format 99, this version reads 1"):
+        results.newest(tmp_path)

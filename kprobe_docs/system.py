@@ -36,7 +36,7 @@ def ensure(progress: Callable[[str], None], tests: bool = False) -> None:
     packages = missing_packages(commands)
     if not packages:
         return
-    line = f"apt-get install -y --no-install-recommends {' '.join(packages)}"
+    line = f"apt-get install -y {' '.join(packages)}"
     if os.geteuid() != 0:
         raise SetupError(f"missing system packages; run as root: {line}")
     progress(f"installing system packages: {' '.join(packages)}")

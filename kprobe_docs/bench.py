@@ -136,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     for target in targets:
         for line in boots(target, catalog, samples, out / target.name):
             print(line, flush=True)
-    for line in matrix(catalog, targets, samples, out):
-        print(line, flush=True)
+    if len(targets) > 1:  # parallel needs at least two targets to mean anything
+        for line in matrix(catalog, targets, samples, out):
+            print(line, flush=True)
     if not args.skip_cold:
         for line in cold_warm(catalog, targets, samples, out):
             print(line, flush=True)

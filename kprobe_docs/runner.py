@@ -12,11 +12,12 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict
 
 from . import buildenv, qemu, results
 from .build import BuildResult, build_sample
@@ -265,10 +266,20 @@ def api_availability(env: BuildEnv, kernel: Kernel, out: Path, progress: Progres
 @dataclass
 class TargetRun:
     records: list[Record]
-    facts: dict[str, object]  # the kernel's config and what the guest reported about kprobes
+    facts: Mapping[str, object]  # TargetFacts; empty when the target could not be prepared
 
 
-FACT_KEYS = {"release", "arch", "flavour", "provenance", "config", "debugfs", "boot_seconds", "api"}
+class TargetFacts(TypedDict):
+    """What a run records about a target besides its samples."""
+
+    release: str
+    arch: str
+    flavour: str
+    provenance: dict[str, str]
+    config: dict[str, str]  # CONFIG_SHOWN as the kernel sets them
+    debugfs: dict[str, list[str]]  # what the guest read under /sys/kernel/debug/kprobes at boot
+    boot_seconds: list[float]
+    api: dict[str, dict[str, object]]  # api_availability()
 
 
 def _facts(
@@ -277,7 +288,7 @@ def _facts(
     provenance: dict[str, str],
     log: qemu.BootLog | None,
     api: dict[str, dict[str, object]],
-) -> dict[str, object]:
+) -> TargetFacts:
     return {
         "release": target.release,
         "arch": target.arch,
@@ -290,14 +301,14 @@ def _facts(
     }
 
 
-def _reused_facts(job: Job, target: Target, records: list[Record]) -> dict[str, object] | None:
+def _reused_facts(job: Job, target: Target, records: list[Record]) -> Mapping[str, object] | None:
     """The previous run's facts of ``target`` when every record of this run was carried over."""
     if job.previous is None or target.name not in job.previous.targets:
         return None
     if any(not r.reused_from and r.verdict != "not-claimed" for r in records):
         return None
     facts = dict(job.previous.targets[target.name])
-    return facts if facts.keys() >= FACT_KEYS else None  # an older run may lack newer facts
+    return facts if facts.keys() >= TargetFacts.__required_keys__ else None  # older runs may lack newer facts
 
 
 def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
@@ -332,7 +343,7 @@ class Recorder:
         self.path = path
         self.run = {"id": path.stem, "started": datetime.now(UTC).isoformat(timespec="seconds")}
         self.records: list[Record] = []
-        self.targets: dict[str, object] = {}
+        self.targets: dict[str, Mapping[str, object]] = {}
         self.lock = threading.Lock()
 
     def add(self, target: Target, done: TargetRun) -> None:

@@ -27,6 +27,11 @@ STATIC = Path(__file__).parent / "static"
 LABELS = {"pass": "pass", "fail": "FAIL", "not-claimed": "not claimed"}
 
 
+def _to_root(docname: str) -> str:
+    """The relative path from a page to the site's root, for files written beside the pages."""
+    return "../" * docname.count("/")
+
+
 def newest_results(app: Sphinx) -> results.Newest:
     """The newest results, read once per build."""
     cached: results.Newest | None = getattr(app, "_kd_results", None)
@@ -149,7 +154,7 @@ class SampleDirective(Directive):
 
     def _download(self, sample: Sample) -> nodes.paragraph:
         docname = self.state.document.settings.env.docname
-        uri = "../" * docname.count("/") + f"_samples/{sample.name}.zip"
+        uri = _to_root(docname) + f"_samples/{sample.name}.zip"
         link = nodes.reference("", f"Download {sample.name}.zip (source, Kbuild, Makefile)", refuri=uri)
         return nodes.paragraph("", "", link, classes=["kd-download"])
 
@@ -292,7 +297,7 @@ class ApiMatrixDirective(_ResultsTable):
     def lines(self, newest: results.Newest) -> list[str]:
         targets = [t for t in sorted(newest.targets) if newest.targets[t].get("api")]
         probes = list(dict.fromkeys(p for t in targets for p in newest.targets[t]["api"]))
-        prefix = "../" * self.state.document.settings.env.docname.count("/")
+        prefix = _to_root(self.state.document.settings.env.docname)
         rows = []
         for probe in probes:
             found = [newest.targets[t]["api"].get(probe) for t in targets]

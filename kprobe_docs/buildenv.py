@@ -1,8 +1,9 @@
 """Build environment stage: one mmdebstrap chroot per Debian release (and pin).
 
-The chroot holds the release's own compiler, make, kmod and busybox-static,
-the headers of each amd64 flavour and, for arm64 targets, the release's
-aarch64 cross compiler.  Each target's kernel is fetched by apt inside it
+The chroot holds the release's own compiler, make, kmod, busybox-static and
+bcc (python3-bpfcc: bcc guests boot into this chroot as their root), the
+headers of each amd64 flavour and, for arm64 targets, the release's aarch64
+cross compiler.  Each target's kernel is fetched by apt inside it
 (signatures checked): the package that holds the kernel image is unpacked
 next to the chroot; a foreign arch's headers (which would replace the host
 compiler if installed) and busybox are unpacked too.  Everything lives under
@@ -29,8 +30,8 @@ from .arches import ARCHES, HOST_ARCH, apt_suffix
 from .paths import cache_dir
 from .targets import Mirror, Target
 
-RECIPE_VERSION = 2
-BASE_PACKAGES = ("gcc", "make", "kmod", "libc6-dev", "busybox-static")
+RECIPE_VERSION = 3
+BASE_PACKAGES = ("gcc", "make", "kmod", "libc6-dev", "busybox-static", "python3-bpfcc")
 APT_OPTIONS = ('Acquire::Check-Valid-Until "false"', 'APT::Install-Recommends "false"')
 # Kernel postinst hooks only make an initramfs nobody boots; skipping them halves mmdebstrap's time.
 DPKG_OPTIONS = ("path-exclude=/etc/kernel/postinst.d/*",)
@@ -60,6 +61,7 @@ class Kernel:
     headers: str  # path inside the chroot
     config: str  # the headers' .config, absolute path on the host
     busybox: str  # a static busybox for the guest, absolute path on the host
+    modules: str  # the kernel's modules tree (lib/modules/<release>), absolute path on the host
 
     def config_values(self, options: tuple[str, ...]) -> dict[str, str]:
         """Values of ``options`` in the kernel's config ("n" when unset)."""
@@ -277,6 +279,21 @@ def _busybox(directory: Path, target: Target, log: Path) -> Path:
     return found[0]
 
 
+def _modules_tree(directory: Path, target: Target, release: str, log: Path) -> Path:
+    """The unpacked ``lib/modules/<release>``; from 7.2 the modules are a package of their own."""
+    unpacked = directory / "kernels" / target.name
+    candidates = [unpacked / prefix / "modules" / release for prefix in ("lib", "usr/lib")]
+    package = f"linux-modules-{release}{apt_suffix(target.arch)}"
+    found = [c for c in candidates if (c / "kernel").is_dir()]
+    if not found:
+        for deb in _download(directory / "root", target, f"{target.name}-modules", [package], log).glob("*.deb"):
+            _extract(deb, unpacked)
+        found = [c for c in candidates if (c / "kernel").is_dir()]
+    if not found:
+        raise BuildEnvError(f"{target.name}: no modules tree for {release} in its image package or {package}")
+    return found[0]
+
+
 def _fetch_kernel(directory: Path, target: Target, log: Path, progress: Progress) -> Kernel:
     """Fetch the target's kernel image with apt in the chroot and unpack it; check the headers match."""
     root = directory / "root"
@@ -300,6 +317,7 @@ def _fetch_kernel(directory: Path, target: Target, log: Path, progress: Progress
         headers=headers,
         config=str(root / headers.lstrip("/") / ".config"),
         busybox=str(_busybox(directory, target, log)),
+        modules=str(_modules_tree(directory, target, release, log)),
     )
 
 
@@ -310,7 +328,8 @@ def _load(directory: Path, spec: dict[str, object]) -> BuildEnv | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     files = [Path(p) for k in kernels.values() for p in (k.vmlinuz, k.config, k.busybox)]
-    intact = stamp.get("recipe") == spec and all(p.is_file() for p in files)
+    trees = [Path(k.modules) for k in kernels.values()]
+    intact = stamp.get("recipe") == spec and all(p.is_file() for p in files) and all(t.is_dir() for t in trees)
     return BuildEnv(str(spec["release"]), directory, kernels) if intact else None
 
 

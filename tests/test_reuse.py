@@ -13,7 +13,9 @@ from kprobe_docs.sample import make_sample
 from kprobe_docs.targets import load_catalog
 
 SAMPLE = make_sample("demo", {"kind": "kmod", "expect": "x"}, "int x;\n", "docs/p.md", 1)
-KERNEL = Kernel("t", "amd64", "6.1.0-1-amd64", "linux-image-6.1.0-1-amd64", "6.1.1-1", "abc", "/v", "/h", "/c", "/b")
+KERNEL = Kernel(
+    "t", "amd64", "6.1.0-1-amd64", "linux-image-6.1.0-1-amd64", "6.1.1-1", "abc", "/v", "/h", "/c", "/b", "/m"
+)
 
 
 def _job(record: Record | None) -> Job:

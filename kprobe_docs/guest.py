@@ -1,9 +1,12 @@
 """Guest stage: the initramfs that one boot of a target runs.
 
-It holds a static busybox, the POSIX-sh agent as ``/init`` and, under
-``/kd/<name>/``, each sample's module, parameters and trigger.  ``/kd/plan``
-lists the samples in run order; the kernel command line says where to start,
-so a reboot after a crash reuses the same image.
+A module boot's initramfs holds a static busybox, the POSIX-sh agent as
+``/init`` and, under ``/kd/<name>/``, each sample's module, parameters and
+trigger.  A bcc boot's holds busybox, the bcc agent as ``/init``, the modules
+that mount the shared root (``/modules/``), the twin runner and, under
+``/kd/<name>/``, each twin and its trigger.  ``/kd/plan`` lists the samples in
+run order; the kernel command line says where to start, so a reboot after a
+crash reuses the same image.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from . import guestroot
 from .sample import Sample
 
 
@@ -55,8 +59,8 @@ def _file(path: str, data: bytes, executable: bool = False) -> Entry:
     return Entry(path, data, stat.S_IFREG | (0o755 if executable else 0o644))
 
 
-def agent_script() -> bytes:
-    return resources.files("kprobe_docs").joinpath("agent.sh").read_bytes()
+def _packaged(name: str) -> bytes:
+    return resources.files("kprobe_docs").joinpath(name).read_bytes()
 
 
 def sample_entries(sample: Sample, module: Path) -> list[Entry]:
@@ -72,11 +76,35 @@ def make_initramfs(busybox: Path, plan: list[tuple[Sample, Path]], out: Path) ->
     """Write the initramfs running ``plan`` (sample, built module) in order to ``out``."""
     entries = [
         _file("bin/busybox", busybox.read_bytes(), executable=True),
-        _file("init", agent_script(), executable=True),
+        _file("init", _packaged("agent.sh"), executable=True),
         _file("kd/plan", "".join(f"{s.name}\n" for s, _ in plan).encode()),
     ]
     for sample, module in plan:
         entries += sample_entries(sample, module)
+    _write(out, entries)
+
+
+def _write(out: Path, entries: list[Entry]) -> None:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(cpio_newc(entries))
     os.replace(tmp, out)
+
+
+def make_bcc_initramfs(busybox: Path, modules_tree: Path, plan: list[Sample], out: Path) -> None:
+    """Write the initramfs of a bcc boot running the twins of ``plan`` in order to ``out``."""
+    order = guestroot.load_order(modules_tree)
+    entries = [
+        _file("bin/busybox", busybox.read_bytes(), executable=True),
+        _file("init", _packaged("agent_bcc.sh"), executable=True),
+        _file("modules/order", "".join(f"{name}\n" for name, _ in order).encode()),
+        _file("modules/options", f"{guestroot.MOUNT_OPTIONS}\n".encode()),
+        *(_file(f"modules/{name}.ko", elf) for name, elf in order),
+        _file("kd/twin_runner.py", _packaged("twin_runner.py")),
+        _file("kd/plan", "".join(f"{s.name}\n" for s in plan).encode()),
+    ]
+    for sample in plan:
+        entries += [
+            _file(f"kd/{sample.name}/{sample.filename}", sample.code.encode()),
+            _file(f"kd/{sample.name}/trigger", (sample.trigger + "\n").encode(), executable=True),
+        ]
+    _write(out, entries)

@@ -25,6 +25,7 @@ from .results import write_atomic
 
 BOOT_TIMEOUT = 180.0
 GAP_TIMEOUT = 60.0  # from one sample's end to the next one's begin
+SETUP_LIMIT = 900.0  # the most an agent may ask for a step before its samples (``@@KD setup - <seconds>``)
 EXCERPT_LINES = 120
 KVM_PROBE_TIMEOUT = 40.0
 # Set when the run is interrupted: guests running in worker threads are stopped too.
@@ -60,7 +61,8 @@ def qemu_version(arch: str) -> str:
     return out.stdout.splitlines()[0].strip()
 
 
-def command(arch: str, accel: str, kernel: str, initrd: Path, start: int) -> list[str]:
+def command(arch: str, accel: str, kernel: str, initrd: Path, start: int, extra: tuple[str, ...] = ()) -> list[str]:
+    """The QEMU command line of a boot starting at sample ``start``; ``extra`` adds devices."""
     m = ARCHES[arch]
     # loglevel=3: only errors and worse reach the console, where they could cut into the
     # agent's lines (an RT kernel prints asynchronously); the agent reads the rest with dmesg.
@@ -72,7 +74,7 @@ def command(arch: str, accel: str, kernel: str, initrd: Path, start: int) -> lis
     return [
         m.qemu, "-machine", m.machine, "-accel", accel_option, "-cpu", cpu, "-smp", "2", "-m", "1024",
         "-no-user-config", "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
-        "-no-reboot", "-nic", "none", "-kernel", kernel, "-initrd", str(initrd), "-append", cmdline,
+        "-no-reboot", "-nic", "none", "-kernel", kernel, "-initrd", str(initrd), "-append", cmdline, *extra,
     ]  # fmt: skip
 
 
@@ -116,6 +118,8 @@ class Follower:
             self.log.facts = {}
             self.log.boot_seconds.append(round(now - self.started, 2))
             self.deadline = now + GAP_TIMEOUT
+        elif event == "setup":  # a long step before the next sample, e.g. compiling bcc programs
+            self.deadline = now + min(float(value or 0), SETUP_LIMIT)
         elif event == "begin":
             self.current = SampleRun(name)
             self.sample_started = now
@@ -208,7 +212,9 @@ def run_plan(
             if failed_boots <= BOOT_RETRIES:  # the kernel died before the agent ran: no sample's fault
                 progress(f"  boot {len(log.boot_seconds) + failed_boots} never reached the agent; booting again")
                 continue
-            log.failure = f"the guest did not reach the agent in {failed_boots} boots (timeout {BOOT_TIMEOUT:.0f} s)"
+            said = [line for line in follower.last if line.startswith("kprobe-docs: ")]  # the agent's own why
+            why = f": {said[-1].removeprefix('kprobe-docs: ')}" if said else f" (timeout {BOOT_TIMEOUT:.0f} s)"
+            log.failure = f"the guest did not reach the agent in {failed_boots} boots{why}"
             log.tail = follower.last
             return log
         if follower.finished:

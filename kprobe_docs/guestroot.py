@@ -1,0 +1,99 @@
+"""The root filesystem of a bcc guest: the release's build chroot, shared read-only over virtio-9p.
+
+Debian kernels build 9p and (before 6.12) virtio-pci as modules, so the
+initramfs of a bcc boot loads them before it can mount the root.  Which
+modules, and in which order, is read from the kernel package's own modules
+tree: each module's ``depends=`` field, followed down to modules the kernel
+has built in (``modules.builtin``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+import re
+import subprocess
+from pathlib import Path
+
+# What mounting the shared root needs: the 9p filesystem, its virtio transport and the PCI device.
+NEEDED = ("virtio_pci", "9pnet_virtio", "9p")
+MOUNT_TAG = "kdroot"
+# cache=loose: the root is read-only, so the guest may cache freely (a trixie bcc boot: 50 s instead of 81 s).
+MOUNT_OPTIONS = "trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro"
+DEPENDS_RE = re.compile(rb"(?:^|\0)depends=([^\0]*)\0")
+
+
+class GuestRootError(RuntimeError):
+    """The kernel lacks what mounting the shared root needs."""
+
+
+def module_key(name: str) -> str:
+    """Module names compare with ``-`` and ``_`` alike, as modprobe does."""
+    return name.replace("-", "_")
+
+
+def _module_files(tree: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in (tree / "kernel").rglob("*.ko*"):
+        name = path.name.split(".ko", 1)[0]
+        files[module_key(name)] = path
+    return files
+
+
+def _builtin(tree: Path) -> set[str]:
+    listing = tree / "modules.builtin"
+    lines = listing.read_text().split() if listing.is_file() else []
+    return {module_key(Path(line).name.split(".ko", 1)[0]) for line in lines}
+
+
+def decompressed(path: Path) -> bytes:
+    """A module file's ELF bytes, whatever compression the package used."""
+    data = path.read_bytes()
+    if path.name.endswith(".ko.xz"):
+        return lzma.decompress(data)
+    if path.name.endswith(".ko.gz"):
+        return gzip.decompress(data)
+    if path.name.endswith(".ko.zst"):
+        proc = subprocess.run(["zstd", "-dc"], input=data, capture_output=True)
+        if proc.returncode != 0:
+            raise GuestRootError(f"cannot decompress {path} (is zstd installed?): {proc.stderr.decode().strip()}")
+        return proc.stdout
+    return data
+
+
+def depends(elf: bytes) -> list[str]:
+    """The ``depends=`` field of a module's .modinfo: the modules it needs loaded first."""
+    match = DEPENDS_RE.search(elf)
+    if match is None or not match[1]:
+        return []
+    return [module_key(name) for name in match[1].decode().split(",") if name]
+
+
+def load_order(tree: Path, needed: tuple[str, ...] = NEEDED) -> list[tuple[str, bytes]]:
+    """(name, ELF bytes) of the modules to insmod, dependencies first; built-in ones are skipped."""
+    files, builtin = _module_files(tree), _builtin(tree)
+    order: list[tuple[str, bytes]] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen or name in builtin:
+            return
+        seen.add(name)
+        if name not in files:
+            raise GuestRootError(f"module {name} is neither in {tree} nor built into the kernel")
+        elf = decompressed(files[name])
+        for dependency in depends(elf):
+            visit(dependency)
+        order.append((name, elf))
+
+    for name in needed:
+        visit(module_key(name))
+    return order
+
+
+def qemu_options(root: Path) -> list[str]:
+    """Share ``root`` read-only with the guest: a run cannot change the cached chroot."""
+    return [
+        "-fsdev", f"local,id={MOUNT_TAG},path={root},security_model=passthrough,readonly=on",
+        "-device", f"virtio-9p-pci,fsdev={MOUNT_TAG},mount_tag={MOUNT_TAG}",
+    ]  # fmt: skip

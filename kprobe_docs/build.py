@@ -3,7 +3,9 @@
 The sample directory (as extracted, with its kmod/ glue) is copied into the
 release's chroot and built there with the release's own compiler.  The build
 log is kept next to the module under ``build/<target>/<name>/``; a compiler
-or modpost warning fails the build.
+or modpost warning fails the build.  A bcc program is byte-compiled by the
+release's own python3 (the one its guest runs), warnings as errors; its BPF
+C text is compiled in the guest, where bcc needs the running kernel.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class BuildResult:
     seconds: float
     log: str  # path of the full build log
     problem: str  # first error or warning line, empty when ok
-    module: str  # path of the .ko, empty when none
+    module: str  # path of the built .ko (or the checked bcc program), empty when none
 
 
 def _problem(log: str) -> str:
@@ -49,13 +51,19 @@ def _status(sample: Sample, returncode: int, log: str) -> str:
     return "ok" if built else "failed"
 
 
+def _command(kernel: Kernel, sample: Sample, inside: Path) -> list[str]:
+    if sample.kind == "bcc":
+        return ["python3", "-W", "error", "-m", "py_compile", str(inside / sample.filename)]
+    return ["make", *ARCHES[kernel.arch].make_vars, "-C", kernel.headers, f"M={inside}", "modules"]
+
+
 def build_sample(env: BuildEnv, kernel: Kernel, sample_dir: Path, sample: Sample, out: Path) -> BuildResult:
     """Build ``sample_dir`` for ``kernel``; results go to ``out`` (replaced)."""
     inside = Path("/kd-build") / f"{kernel.target}-{os.getpid()}" / sample.name
     work = env.root / inside.relative_to("/")
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(sample_dir, work)
-    argv = ["make", *ARCHES[kernel.arch].make_vars, "-C", kernel.headers, f"M={inside}", "modules"]
+    argv = _command(kernel, sample, inside)
     started = time.monotonic()
     try:
         # Its own session: an interrupt reaches the run, which stops builds and guests itself.
@@ -78,8 +86,9 @@ def build_sample(env: BuildEnv, kernel: Kernel, sample_dir: Path, sample: Sample
     status = _status(sample, returncode, log)
     module = ""
     if status == "ok":
-        module = str(out / f"{sample.name}.ko")
-        shutil.copy(work / f"{sample.name}.ko", module)
+        built = sample.filename if sample.kind == "bcc" else f"{sample.name}.ko"
+        module = str(out / built)
+        shutil.copy(work / built, module)
     shutil.rmtree(work)
     problem = "" if status == "ok" else _problem(log) or f"make exited {returncode}"
     if status == "unexpected-success":

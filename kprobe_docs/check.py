@@ -58,6 +58,28 @@ def match_in_order(patterns: tuple[str, ...], lines: list[str]) -> tuple[list[st
     return matched, None
 
 
+# The steps of a run whose status must be 0, in order, with the section holding their output.
+STEPS = {
+    "kmod": (
+        ("insmod1", "insmod", "insmod1"),
+        ("rmmod1", "rmmod", "rmmod1"),
+        ("insmod2", "second insmod", "insmod2"),
+        ("rmmod2", "second rmmod", "rmmod2"),
+    ),
+    "bcc": (("attach", "attach", "out"), ("detach", "detach", "out")),
+}
+
+
+def output(run: SampleRun, kind: str) -> list[str]:
+    """What the sample printed: the kernel log of the first load (module), the program's output (bcc)."""
+    return run.sections.get("log1" if kind == "kmod" else "out", [])
+
+
+def kernel_log(run: SampleRun) -> list[str]:
+    """The kernel log of the sample's whole run (a bcc run's is apart from its output)."""
+    return run.sections.get("log1", []) + run.sections.get("log2", []) + run.sections.get("dmesg", [])
+
+
 def _rc(run: SampleRun, event: str) -> str:
     return run.events.get(event, "missing")
 
@@ -74,24 +96,19 @@ def _check_outcome(run: SampleRun, sample: Sample, verdict: Verdict) -> None:
         verdict.fail("load", f"kernel crashed: {trouble.strip()}")
 
 
-def _check_cycles(run: SampleRun, verdict: Verdict) -> None:
-    for event, what in (
-        ("insmod1", "insmod"),
-        ("rmmod1", "rmmod"),
-        ("insmod2", "second insmod"),
-        ("rmmod2", "second rmmod"),
-    ):
+def _check_steps(run: SampleRun, kind: str, verdict: Verdict) -> None:
+    for event, what, section in STEPS[kind]:
         rc = _rc(run, event)
         if rc != "0":
-            output = run.sections.get(event, [])
-            detail = f": {output[-1].strip()}" if output else ""
+            lines = [line for line in run.sections.get(section, []) if line.strip()]
+            detail = f": {lines[-1].strip()}" if lines else ""
             verdict.fail("load", f"{what} {'did not run' if rc == 'missing' else 'exited ' + rc}{detail}")
             return
 
 
 def _check_trouble(run: SampleRun, verdict: Verdict) -> None:
     """Oopses, warnings and damaging taint fail a sample whatever else it printed."""
-    everything = run.sections.get("log1", []) + run.sections.get("log2", []) + run.console
+    everything = kernel_log(run) + run.console
     trouble = next((line for line in everything if KERNEL_TROUBLE.search(line)), None)
     if trouble is not None:
         verdict.fail("checks", f"kernel log: {trouble.strip()}")
@@ -102,12 +119,12 @@ def _check_trouble(run: SampleRun, verdict: Verdict) -> None:
 
 
 def _check_log(run: SampleRun, sample: Sample, verdict: Verdict) -> None:
-    log1, log2 = run.sections.get("log1", []), run.sections.get("log2", [])
-    verdict.matched, missing = match_in_order(sample.expect, log1)
+    printed = output(run, sample.kind)
+    verdict.matched, missing = match_in_order(sample.expect, printed)
     if missing is not None:
         verdict.fail("checks", f"expected log line not found: /{missing}/")
     for pattern in sample.reject:
-        bad = next((line for line in log1 + log2 if re.search(pattern, line)), None)
+        bad = next((line for line in printed + kernel_log(run) if re.search(pattern, line)), None)
         if bad is not None:
             verdict.fail("checks", f"rejected pattern /{pattern}/ matched: {bad.strip()}")
     listing = run.sections.get("kprobes", [])
@@ -121,7 +138,7 @@ def evaluate(run: SampleRun, sample: Sample) -> Verdict:
     _check_outcome(run, sample, verdict)
     _check_trouble(run, verdict)
     if verdict.load == "ok":
-        _check_cycles(run, verdict)
+        _check_steps(run, sample.kind, verdict)
     if verdict.load == "ok":
         _check_log(run, sample, verdict)
     if verdict.load != "ok" and verdict.checks == "ok":

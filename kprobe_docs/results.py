@@ -34,8 +34,8 @@ class Record:
     load: str = "not-run"
     checks: str = "not-run"
     matched: list[str] = field(default_factory=list)
-    log: list[str] = field(default_factory=list)  # kernel log of the first load cycle
-    log2: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)  # what it printed: kernel log of the first load, a bcc twin's output
+    log2: list[str] = field(default_factory=list)  # kernel log of the second load; of a bcc twin's run
     kprobes: list[str] = field(default_factory=list)  # /sys/kernel/debug/kprobes/list
     trigger: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)  # console excerpt when the guest crashed or hung
@@ -53,7 +53,11 @@ class Record:
 def _harness_hash() -> str:
     digest = hashlib.sha256()
     package = resources.files("kprobe_docs")
-    for name in ("agent.sh", "arches.py", "build.py", "buildenv.py", "check.py", "guest.py", "qemu.py", "runner.py"):
+    harness = (
+        "agent.sh", "agent_bcc.sh", "arches.py", "build.py", "buildenv.py", "check.py", "guest.py", "guestroot.py",
+        "qemu.py", "runner.py", "twin_runner.py",
+    )  # fmt: skip
+    for name in harness:
         digest.update(package.joinpath(name).read_bytes())
     kmod = Path(__file__).resolve().parent.parent / "kmod"  # the build glue and the API probes
     for path in sorted(kmod.rglob("*")):

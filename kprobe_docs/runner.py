@@ -19,14 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict
 
-from . import buildenv, qemu, results
+from . import buildenv, guestroot, qemu, results
 from .build import BuildResult, build_sample
 from .buildenv import BuildEnv, Kernel
-from .check import evaluate, taint_flags
+from .check import evaluate, output, taint_flags
 from .extract import KMOD_DIR, rendered_files
-from .guest import make_initramfs
+from .guest import make_bcc_initramfs, make_initramfs
 from .results import Record
-from .sample import Sample
+from .sample import KINDS, Sample
 from .targets import Catalog, Target, find_mirror, system_sources
 
 Progress = Callable[[str], None]
@@ -136,8 +136,8 @@ def _run_record(
         load=verdict.load,
         checks=verdict.checks,
         matched=verdict.matched,
-        log=run.sections.get("log1", []),
-        log2=run.sections.get("log2", []),
+        log=output(run, sample.kind),
+        log2=run.sections.get("log2" if sample.kind == "kmod" else "dmesg", []),
         kprobes=run.sections.get("kprobes", []),
         trigger=run.sections.get("trigger", []),
         console=[] if run.outcome == "completed" else run.console,
@@ -163,18 +163,26 @@ def _kvm_probe(target: Target, kernel: Kernel, out: Path) -> Callable[[str], boo
 def boot(
     target: Target, env: BuildEnv, plan: list[tuple[Sample, BuildResult]], out: Path, progress: Progress
 ) -> tuple[qemu.BootLog, str]:
+    """One boot (more after a crash) running ``plan``: modules with busybox, or bcc twins in the release's root."""
     kernel = env.kernels[target.name]
-    initrd = out / "initramfs.cpio"
-    make_initramfs(Path(kernel.busybox), [(s, Path(b.module)) for s, b in plan], initrd)
+    kind = plan[0][0].kind
+    initrd = out / f"initramfs-{kind}.cpio"
+    extra: tuple[str, ...] = ()
+    if kind == "bcc":
+        make_bcc_initramfs(Path(kernel.busybox), Path(kernel.modules), [s for s, _ in plan], initrd)
+        extra = tuple(guestroot.qemu_options(env.root))
+    else:
+        make_initramfs(Path(kernel.busybox), [(s, Path(b.module)) for s, b in plan], initrd)
     accel = qemu.accelerator(target.arch, _kvm_probe(target, kernel, out))
-    progress(f"{target.name}: booting {kernel.release} under QEMU ({accel}) with {len(plan)} samples")
+    what = "bcc programs in the release's root" if kind == "bcc" else "modules"
+    progress(f"{target.name}: booting {kernel.release} under QEMU ({accel}) with {len(plan)} {what}")
     names = [s.name for s, _ in plan]
     timeouts = {s.name: float(s.timeout) for s, _ in plan}
     log = qemu.run_plan(
-        lambda start: qemu.command(target.arch, accel, kernel.vmlinuz, initrd, start),
+        lambda start: qemu.command(target.arch, accel, kernel.vmlinuz, initrd, start, extra),
         names,
         timeouts,
-        out / "console.log",
+        out / f"console-{kind}.log",
         progress,
     )
     return log, accel
@@ -207,11 +215,7 @@ def _build_stage(
     kernel = env.kernels[target.name]
     claimed = [(s, d) for s, d in job.samples if s.claims(target.arch, kernel.upstream)]
     names = {s.name for s, _ in claimed}
-    unsupported = [(s, d) for s, d in claimed if s.kind != "kmod"]
-    claimed = [(s, d) for s, d in claimed if s.kind == "kmod"]
     records = [_record(s, target, "not-claimed", provenance=provenance) for s, _ in job.samples if s.name not in names]
-    reason = "bcc samples are not verified by this version of kprobe-docs yet"
-    records += [_record(s, target, "fail", reason=reason, provenance=provenance) for s, _ in unsupported]
     reused = [r for r in (_reusable(job, s, target, kernel) for s, _ in claimed) if r is not None]
     records += reused
     if reused:
@@ -280,6 +284,7 @@ class TargetFacts(TypedDict):
     debugfs: dict[str, list[str]]  # what the guest read under /sys/kernel/debug/kprobes at boot
     boot_seconds: list[float]
     api: dict[str, dict[str, object]]  # api_availability()
+    bcc: dict[str, object]  # the bcc boot's cost: _bcc_facts()
 
 
 def _facts(
@@ -287,6 +292,7 @@ def _facts(
     kernel: Kernel,
     provenance: dict[str, str],
     log: qemu.BootLog | None,
+    bcc_log: qemu.BootLog | None,
     api: dict[str, dict[str, object]],
 ) -> TargetFacts:
     return {
@@ -298,6 +304,7 @@ def _facts(
         "debugfs": log.facts if log else {},
         "boot_seconds": log.boot_seconds if log else [],
         "api": api,
+        "bcc": _bcc_facts(bcc_log),
     }
 
 
@@ -311,6 +318,35 @@ def _reused_facts(job: Job, target: Target, records: list[Record]) -> Mapping[st
     return facts if facts.keys() >= TargetFacts.__required_keys__ else None  # older runs may lack newer facts
 
 
+def _boot_records(
+    target: Target,
+    env: BuildEnv,
+    plan: list[tuple[Sample, BuildResult]],
+    out: Path,
+    provenance: dict[str, str],
+    progress: Progress,
+) -> tuple[list[Record], qemu.BootLog]:
+    """Boot ``plan`` (samples of one kind) and judge each sample."""
+    started = time.monotonic()
+    log, accel = boot(target, env, plan, out, progress)
+    provenance = {**provenance, **_provenance(env.kernels[target.name], target, accel)}
+    runs = {r.name: r for r in log.runs}
+    records = []
+    for sample, built in plan:
+        run = runs.get(sample.name) or _not_run(log, sample.name)
+        records.append(_run_record(sample, target, built, run, provenance))
+    progress(f"{target.name}: {plan[0][0].kind}: {len(log.boot_seconds)} boot(s), {time.monotonic() - started:.1f} s")
+    return records, log
+
+
+def _bcc_facts(log: qemu.BootLog | None) -> dict[str, object]:
+    """What a bcc boot costs: seconds to the agent and what the twin runner said (versions, compile time)."""
+    if log is None:
+        return {}
+    said = [line for line in log.facts.get("bcc-runner", []) if line.startswith(("python ", "compiled "))]
+    return {"boot_seconds": log.boot_seconds, "runner": said}
+
+
 def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
     env = environment_for(target, job.catalog, progress)
     kernel = env.kernels[target.name]
@@ -318,21 +354,19 @@ def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
     out.mkdir(parents=True, exist_ok=True)
     provenance = _provenance(kernel, target, "")
     records, plan = _build_stage(job, target, env, out, provenance, progress)
-    log = None
-    if plan:
-        started = time.monotonic()
-        log, accel = boot(target, env, plan, out, progress)
-        provenance = _provenance(kernel, target, accel)
-        runs = {r.name: r for r in log.runs}
-        for sample, built in plan:
-            run = runs.get(sample.name) or _not_run(log, sample.name)
-            records.append(_run_record(sample, target, built, run, provenance))
-        progress(f"{target.name}: {len(log.boot_seconds)} boot(s), {time.monotonic() - started:.1f} s")
+    logs: dict[str, qemu.BootLog] = {}
+    for kind in KINDS:
+        part = [(s, b) for s, b in plan if s.kind == kind]
+        if part:
+            done, logs[kind] = _boot_records(target, env, part, out, provenance, progress)
+            records += done
     order = {s.name: i for i, (s, _) in enumerate(job.samples)}
     records.sort(key=lambda r: order[r.sample])
     facts = _reused_facts(job, target, records)
     if facts is None:
-        facts = _facts(target, kernel, provenance, log, api_availability(env, kernel, out, progress))
+        provenance = next((r.provenance for r in records if r.provenance.get("accelerator")), provenance)
+        api = api_availability(env, kernel, out, progress)
+        facts = _facts(target, kernel, provenance, logs.get("kmod"), logs.get("bcc"), api)
     return TargetRun(records, facts)
 
 

@@ -37,6 +37,8 @@ FAULT_REASONS = {
     "fault_hang": r"^hang: no progress within \d+ s",
     "fault_build": r"^build failed: .*error",
     "fault_mismatch": r"^expected log line not found: ",
+    "fault_bcc_compile": r"^attach exited 1: BPF compile error: line \d+: use of undeclared identifier",
+    "fault_bcc_attach": r"^attach exited 1: Exception: Failed to attach BPF program",
 }
 
 

@@ -54,6 +54,7 @@ class BootLog:
     failure: str = ""  # set when a boot never reached the agent
     tail: list[str] = field(default_factory=list)
     facts: dict[str, list[str]] = field(default_factory=dict)  # per-boot facts, e.g. kprobes/enabled
+    seconds: float = 0.0  # wall time of all the plan's boots
 
 
 def qemu_version(arch: str) -> str:
@@ -199,6 +200,19 @@ def run_plan(
     progress: Callable[[str], None],
 ) -> BootLog:
     """Boot until every sample in ``names`` ran once (or a boot fails outright)."""
+    started = time.monotonic()
+    log = _run_plan(argv_for, names, timeouts, console, progress)
+    log.seconds = round(time.monotonic() - started, 1)
+    return log
+
+
+def _run_plan(
+    argv_for: Callable[[int], list[str]],
+    names: list[str],
+    timeouts: dict[str, float],
+    console: Path,
+    progress: Callable[[str], None],
+) -> BootLog:
     log = BootLog()
     console.write_text("")
     start = 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import platform
 import threading
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -327,7 +326,6 @@ def _boot_records(
     progress: Progress,
 ) -> tuple[list[Record], qemu.BootLog]:
     """Boot ``plan`` (samples of one kind) and judge each sample."""
-    started = time.monotonic()
     log, accel = boot(target, env, plan, out, progress)
     provenance = {**provenance, **_provenance(env.kernels[target.name], target, accel)}
     runs = {r.name: r for r in log.runs}
@@ -335,7 +333,7 @@ def _boot_records(
     for sample, built in plan:
         run = runs.get(sample.name) or _not_run(log, sample.name)
         records.append(_run_record(sample, target, built, run, provenance))
-    progress(f"{target.name}: {plan[0][0].kind}: {len(log.boot_seconds)} boot(s), {time.monotonic() - started:.1f} s")
+    progress(f"{target.name}: {plan[0][0].kind}: {len(log.boot_seconds)} boot(s), {log.seconds:.1f} s")
     return records, log
 
 
@@ -344,7 +342,7 @@ def _bcc_facts(log: qemu.BootLog | None) -> dict[str, object]:
     if log is None:
         return {}
     said = [line for line in log.facts.get("bcc-runner", []) if line.startswith(("python ", "compiled "))]
-    return {"boot_seconds": log.boot_seconds, "runner": said}
+    return {"boot_seconds": log.boot_seconds, "seconds": log.seconds, "runner": said}
 
 
 def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:

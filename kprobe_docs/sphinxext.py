@@ -282,6 +282,23 @@ class ListedDirective(_ResultsTable):
         return _table(["target", "kernel", "/sys/kernel/debug/kprobes/list"], rows)
 
 
+class BccBootsDirective(_ResultsTable):
+    """``kprobe-bcc-boots``: per target, what the boot running the bcc twins cost and ran with."""
+
+    def lines(self, newest: results.Newest) -> list[str]:
+        rows = []
+        for target in sorted(newest.targets):
+            bcc = newest.targets[target].get("bcc") or {}
+            if not bcc:
+                continue
+            said = dict(line.split(" ", 1) for line in bcc.get("runner", []) if " " in line)
+            boots = ", ".join(f"{seconds:.1f} s" for seconds in bcc.get("boot_seconds", []))
+            total = f"{bcc['seconds']:.1f} s" if "seconds" in bcc else "?"
+            rows.append([f"`{target}`", said.get("python", "?"), boots or "?", said.get("compiled", "?"), total])
+        header = ["target", "python, bcc", "QEMU start to agent", "one compile of all twins", "whole bcc boot"]
+        return [*_table(header, rows), *_provenance_notes(newest)]
+
+
 def _api_cell(prefix: str, target: str, probe: str, found: dict[str, Any] | None) -> str:
     if found is None:
         return "?"
@@ -339,6 +356,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("kprobe-arches", ArchesDirective)
     app.add_directive("kprobe-api-matrix", ApiMatrixDirective)
     app.add_directive("kprobe-listed", ListedDirective)
+    app.add_directive("kprobe-bcc-boots", BccBootsDirective)
     app.connect("builder-inited", _add_static)
     app.connect("build-finished", _write_files)
     app.add_css_file("kprobe-docs.css")

@@ -67,12 +67,14 @@ wait_for() {
 }
 
 tail -n +$((start + 1)) /kd/plan >$r/tmp/kd/plan.run
+each=
+[ -e /kd/compile-each ] && each=--compile-each
 # Compiling every twin under TCG takes 20-60 s: ask the host for more time than between samples.
 event setup - 600
 # No LANG: every program would look for per-category locale files, failed
 # opens that the failed-open twin would report.
 chroot $r /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-	python3 /tmp/kd/twin_runner.py --plan /tmp/kd/plan.run --dir /tmp/kd/run >$run/runner.out 2>&1 &
+	python3 /tmp/kd/twin_runner.py --plan /tmp/kd/plan.run --dir /tmp/kd/run $each >$run/runner.out 2>&1 &
 runner=$!
 wait_for $run/compiled $runner
 emit - bcc-runner $run/runner.out

@@ -5,6 +5,7 @@ Prints, for the chosen targets (default: the default set):
 - batch boot vs empty boot of the same kernel (goal: batch <= 1.3 x empty + the samples' own work);
 - one boot per sample vs one boot per target;
 - the matrix serially vs in parallel (goal: parallel >= 1.7 x faster on 2 cores);
+- bcc twins: one clang compile per twin vs one compile of all twins, each in one boot;
 - cold (empty cache: chroots and kernels made) vs warm (cached) full verification.
 
 Every number comes from running the real pipeline: mmdebstrap, the compiler,
@@ -86,7 +87,7 @@ def row(what: str, a: float, b: float, verdict: str) -> str:
 def boots(target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     env = environment_for(target, catalog, quiet)
-    plan = built_plan(env, target, samples, out)
+    plan = built_plan(env, target, [(s, d) for s, d in samples if s.kind == "kmod"], out)
     empty = empty_boot(env, target, out)
     batch, (log, _) = timed(lambda: boot(target, env, plan, out, quiet))
     work = sum(r.seconds for r in log.runs)
@@ -100,6 +101,17 @@ def boots(target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], 
         each += time.monotonic() - started
     lines.append(row(f"{target.name}: boot per sample vs per target", each, batch, "(higher = batching pays)"))
     return lines
+
+
+def bcc_compiles(target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
+    env = environment_for(target, catalog, quiet)
+    plan = built_plan(env, target, [(s, d) for s, d in samples if s.kind == "bcc"], out)
+    if not plan:
+        return []
+    each, _ = timed(lambda: boot(target, env, plan, out, quiet, compile_each=True))
+    shared, _ = timed(lambda: boot(target, env, plan, out, quiet))
+    what = f"{target.name}: bcc compile per twin vs shared ({len(plan)})"
+    return [row(what, each, shared, "(whole boots; higher = one compile pays)")]
 
 
 def matrix(catalog: Catalog, targets: list[Target], samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
@@ -135,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'measurement':44} {'A':>10} {'B':>10} {'A/B':>7}", flush=True)
     for target in targets:
         for line in boots(target, catalog, samples, out / target.name):
+            print(line, flush=True)
+        for line in bcc_compiles(target, catalog, samples, out / target.name):
             print(line, flush=True)
     if len(targets) > 1:  # parallel needs at least two targets to mean anything
         for line in matrix(catalog, targets, samples, out):

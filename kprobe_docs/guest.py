@@ -90,8 +90,13 @@ def _write(out: Path, entries: list[Entry]) -> None:
     os.replace(tmp, out)
 
 
-def make_bcc_initramfs(busybox: Path, modules_tree: Path, plan: list[Sample], out: Path) -> None:
-    """Write the initramfs of a bcc boot running the twins of ``plan`` in order to ``out``."""
+def make_bcc_initramfs(
+    busybox: Path, modules_tree: Path, plan: list[Sample], out: Path, compile_each: bool = False
+) -> None:
+    """Write the initramfs of a bcc boot running the twins of ``plan`` in order to ``out``.
+
+    ``compile_each`` makes the runner compile every twin alone (the benchmark's baseline).
+    """
     order = guestroot.load_order(modules_tree)
     entries = [
         _file("bin/busybox", busybox.read_bytes(), executable=True),
@@ -101,6 +106,7 @@ def make_bcc_initramfs(busybox: Path, modules_tree: Path, plan: list[Sample], ou
         *(_file(f"modules/{name}.ko", elf) for name, elf in order),
         _file("kd/twin_runner.py", _packaged("twin_runner.py")),
         _file("kd/plan", "".join(f"{s.name}\n" for s in plan).encode()),
+        *([_file("kd/compile-each", b"")] if compile_each else []),
     ]
     for sample in plan:
         entries += [

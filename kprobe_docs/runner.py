@@ -160,15 +160,23 @@ def _kvm_probe(target: Target, kernel: Kernel, out: Path) -> Callable[[str], boo
 
 
 def boot(
-    target: Target, env: BuildEnv, plan: list[tuple[Sample, BuildResult]], out: Path, progress: Progress
+    target: Target,
+    env: BuildEnv,
+    plan: list[tuple[Sample, BuildResult]],
+    out: Path,
+    progress: Progress,
+    compile_each: bool = False,
 ) -> tuple[qemu.BootLog, str]:
-    """One boot (more after a crash) running ``plan``: modules with busybox, or bcc twins in the release's root."""
+    """One boot (more after a crash) running ``plan``: modules with busybox, or bcc twins in the release's root.
+
+    ``compile_each``: the twins are compiled one by one, not as one program (the benchmark's baseline).
+    """
     kernel = env.kernels[target.name]
     kind = plan[0][0].kind
     initrd = out / f"initramfs-{kind}.cpio"
     extra: tuple[str, ...] = ()
     if kind == "bcc":
-        make_bcc_initramfs(Path(kernel.busybox), Path(kernel.modules), [s for s, _ in plan], initrd)
+        make_bcc_initramfs(Path(kernel.busybox), Path(kernel.modules), [s for s, _ in plan], initrd, compile_each)
         extra = tuple(guestroot.qemu_options(env.root))
     else:
         make_initramfs(Path(kernel.busybox), [(s, Path(b.module)) for s, b in plan], initrd)

@@ -83,3 +83,33 @@ def test_kernel_output_appended_to_an_agent_line_is_split_off() -> None:
     (run,) = log.runs
     assert run.events["insmod1"] == "0"
     assert run.console == ["[    4.58] demo: 3 kprobes"]
+
+
+TWIN = make_sample(
+    "demo_bcc", {"kind": "bcc", "expect": "demo_bcc: attached\ndemo_bcc: [1-9] hits"}, "x = 1\n", "p.md", 1
+)
+
+
+def _twin_run(out: list[str], dmesg: list[str], **events: str) -> SampleRun:
+    run = SampleRun("demo_bcc", events={"attach": "0", "detach": "0", "taint": "0", **events}, outcome="completed")
+    run.sections = {"out": out, "dmesg": dmesg}
+    return run
+
+
+def test_bcc_twin_is_judged_on_its_own_output() -> None:
+    verdict = evaluate(_twin_run(["demo_bcc: attached", "demo_bcc: 3 hits"], ["[2.0] unrelated"]), TWIN)
+    assert verdict.passed
+    assert verdict.matched == ["demo_bcc: attached", "demo_bcc: 3 hits"]
+
+
+def test_bcc_attach_failure_names_the_programs_last_words() -> None:
+    out = ["Traceback (most recent call last):", "BPF compile error: line 4: use of undeclared identifier 'n'", ""]
+    verdict = evaluate(_twin_run(out, [], attach="1", detach="1"), TWIN)
+    assert verdict.load == "failed"
+    assert verdict.reason == "attach exited 1: BPF compile error: line 4: use of undeclared identifier 'n'"
+
+
+def test_bcc_twin_fails_on_a_kernel_warning_while_it_ran() -> None:
+    dmesg = ["[3.0] WARNING: CPU: 0 PID: 1 at kernel/kprobes.c:1 foo"]
+    verdict = evaluate(_twin_run(["demo_bcc: attached", "demo_bcc: 3 hits"], dmesg), TWIN)
+    assert verdict.reason.startswith("kernel log: [3.0] WARNING:")

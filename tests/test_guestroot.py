@@ -1,0 +1,34 @@
+"""The bcc guest's root: which modules mount it, read from a kernel's own modules tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kprobe_docs import buildenv, guestroot
+from kprobe_docs.targets import find_mirror, load_catalog, system_sources
+
+
+def test_depends_reads_the_modinfo_field() -> None:
+    elf = b"\x7fELF...\0license=GPL\0depends=9pnet,netfs,fs-cache\0retpoline=Y\0"
+    assert guestroot.depends(elf) == ["9pnet", "netfs", "fs_cache"]
+    assert guestroot.depends(b"\0depends=\0name=virtio\0") == []
+
+
+def _cached_tree(name: str) -> Path:
+    catalog = load_catalog()
+    env = buildenv.cached(catalog.siblings(catalog.targets[name]), find_mirror(system_sources()))
+    if env is None:
+        pytest.skip(f"{name} is not prepared in the cache (kprobe-docs prepare {name})")
+    return Path(env.kernels[name].modules)
+
+
+@pytest.mark.parametrize("target", ["debian-bookworm-amd64", "debian-trixie-amd64"])
+def test_load_order_puts_dependencies_first_and_skips_builtins(target: str) -> None:
+    order = guestroot.load_order(_cached_tree(target))
+    names = [name for name, _ in order]
+    assert names[-1] == "9p"
+    for position, (name, elf) in enumerate(order):
+        assert elf.startswith(b"\x7fELF"), name
+        assert all(dep in names[:position] for dep in guestroot.depends(elf)), name

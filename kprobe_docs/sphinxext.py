@@ -128,7 +128,7 @@ class SampleDirective(Directive):
     def run(self) -> list[nodes.Node]:
         sample = self._sample()
         app = self.state.document.settings.env.app
-        section = nodes.container(classes=["kd-sample"])
+        section = nodes.container(classes=["kd-sample", f"kd-kind-{sample.kind}"])
         caption = sample.extra.get("caption", sample.filename)
         section += nodes.paragraph("", "", nodes.strong("", caption), classes=["kd-caption"])
         section += self._badges(app, sample)
@@ -155,7 +155,8 @@ class SampleDirective(Directive):
     def _download(self, sample: Sample) -> nodes.paragraph:
         docname = self.state.document.settings.env.docname
         uri = _to_root(docname) + f"_samples/{sample.name}.zip"
-        link = nodes.reference("", f"Download {sample.name}.zip (source, Kbuild, Makefile)", refuri=uri)
+        holds = "source, Kbuild, Makefile" if sample.kind == "kmod" else "the Python program"
+        link = nodes.reference("", f"Download {sample.name}.zip ({holds})", refuri=uri)
         return nodes.paragraph("", "", link, classes=["kd-download"])
 
 

@@ -59,7 +59,8 @@ def _split_options(fence: Fence, path: str) -> tuple[dict[str, object], str, int
         raise SampleError(path, fence.line, "options block opened with --- is never closed")
     options = {}
     index = 0
-    while index < len(lines) and lines[index].startswith(":"):
+    # ``:key: value`` lines; a line of colons opens a nested colon fence (``:::{tab-item}``), not an option.
+    while index < len(lines) and lines[index].startswith(":") and not lines[index].startswith(":::"):
         key, _, value = lines[index][1:].partition(":")
         options[key.strip()] = value.strip()
         index += 1

@@ -26,6 +26,16 @@ expect: |
 int x;
 ```
 :::
+:::{tab-item} bcc
+```{kprobe-sample} nested_demo_bcc
+---
+kind: bcc
+expect: |
+  nested_demo_bcc: attached
+---
+x = 1
+```
+:::
 ::::
 """
 
@@ -37,10 +47,9 @@ def test_samples_dir_is_in_sync_with_docs() -> None:
 
 
 def test_sample_nested_in_other_directives_is_found_with_its_line() -> None:
-    (sample,) = extract.samples_in_text(PAGE, "docs/nested.md")
-    assert sample.name == "nested_demo"
-    assert sample.line == 7
-    assert sample.code == "int x;\n"
+    sample, twin = extract.samples_in_text(PAGE, "docs/nested.md")
+    assert (sample.name, sample.line, sample.code) == ("nested_demo", 7, "int x;\n")
+    assert (twin.name, twin.kind, twin.line, twin.code) == ("nested_demo_bcc", "bcc", 17, "x = 1\n")
 
 
 def test_unclosed_options_block_is_an_error_at_its_line() -> None:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Locator, sync_playwright
 
 from kprobe_docs import results
 from kprobe_docs.paths import project_root
@@ -28,32 +28,46 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_sample_page_shows_code_copy_button_badges_and_captured_output(site: Path) -> None:
+def _records(sample: str) -> list[results.Record]:
+    newest = results.newest(ROOT / "results").records
+    return sorted((r for (s, _), r in newest.items() if s == sample), key=lambda r: r.target)
+
+
+def _check_sample_block(block: Locator, records: list[results.Record], snippet: str) -> None:
+    """Code with a copy button, one badge per target and each claimed target's captured output."""
+    code = block.locator(".kd-code").first
+    assert code.is_visible()
+    assert snippet in code.inner_text()
+    code.hover()
+    assert block.locator(".kd-code button.copybtn").first.is_visible()
+    badges = block.locator(".kd-badges .kd-badge")
+    assert badges.count() == len(records)
+    for index, record in enumerate(records):
+        assert badges.nth(index).is_visible()
+        assert badges.nth(index).inner_text().split() == [record.target, label(record)]
+    shown = [r for r in records if r.verdict != "not-claimed"]
+    tabs = block.locator(".kd-captured-tabs label")
+    for index, record in enumerate(shown):
+        tabs.nth(index).click()
+        content = block.locator(".kd-captured-tabs .sd-tab-content").nth(index)
+        assert content.is_visible()
+        assert record.matched[0] in content.inner_text()
+
+
+def test_sample_page_shows_module_and_bcc_tabs_with_code_badges_and_output(site: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed: kprobe-docs setup installs it (as root)")
-    newest = results.newest(ROOT / "results").records
-    records = sorted((r for (s, _), r in newest.items() if s == SAMPLE), key=lambda r: r.target)
-    if not records:
-        pytest.skip(f"no verification result for {SAMPLE} yet: run its verify tests first")
+    module, twin = _records(SAMPLE), _records(f"{SAMPLE}_bcc")
+    if not module or not twin:
+        pytest.skip(f"no verification result for {SAMPLE} and its bcc twin yet: run their verify tests first")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto((site / "examples" / f"{SAMPLE}.html").as_uri())
-        code = page.locator(".kd-code").first
-        assert code.is_visible()
-        assert "register_kprobe(&kp)" in code.inner_text()
-        code.hover()
-        assert page.locator(".kd-code button.copybtn").first.is_visible()
-        badges = page.locator(".kd-badges .kd-badge")
-        assert badges.count() == len(records)
-        for index, record in enumerate(records):
-            assert badges.nth(index).is_visible()
-            assert badges.nth(index).inner_text().split() == [record.target, label(record)]
-        tabs = page.locator(".kd-captured-tabs label")
-        for index, record in enumerate(records):
-            tabs.nth(index).click()
-            shown = page.locator(".kd-captured-tabs .sd-tab-content").nth(index)
-            assert shown.is_visible()
-            assert record.matched[0] in shown.inner_text()
+        _check_sample_block(page.locator(".kd-sample.kd-kind-kmod").first, module, "register_kprobe(&kp)")
+        bcc = page.locator(".kd-sample.kd-kind-bcc").first
+        assert not bcc.is_visible()  # behind the "bcc" tab until the reader picks it
+        page.locator("label", has_text="bcc").first.click()
+        _check_sample_block(bcc, twin, "attach_kprobe(")
         page.screenshot(path=str(ROOT / "build" / "browser-sample-page.png"), full_page=True)
         browser.close()

@@ -108,7 +108,7 @@ class Twin:
         self.bpf.ring_buffer_poll(timeout_ms)
 
     def finish(self) -> None:
-        self.bpf.detach_kprobe(event=FUNC, fn_name="jpm_kernel_clone")
+        self.bpf.detach_kprobe(event=FUNC)
         self.bpf.ring_buffer_consume()
         count = self.bpf["jpm_count"]
         self.say(

@@ -86,7 +86,7 @@ class Twin:
         time.sleep(timeout_ms / 1000)
 
     def finish(self) -> None:
-        self.bpf.detach_kprobe(event=FUNC, fn_name="kex_pre")
+        self.bpf.detach_kprobe(event=FUNC)
         zero = ct.c_int(0)
         hits = self.bpf["kex_count"][zero].value
         first = self.bpf["kex_first"][zero]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes as ct
+import inspect
 import os
 import sys
 import time
@@ -113,6 +114,11 @@ class Twin:
         return f"a={a} b={b} c={c}"
 
     def attach(self) -> None:
+        if "fn_name" not in inspect.signature(BPF.detach_kprobe).parameters:
+            raise RuntimeError(
+                "this bcc's detach_kprobe() takes no fn_name: it cannot detach"
+                " one of several programs attached to one function"
+            )
         cfg = self.bpf["kmu_cfg"]
         cfg[ct.c_int(0)] = ct.c_uint64(os.getpid())
         cfg[ct.c_int(1)] = ct.c_uint64(0)

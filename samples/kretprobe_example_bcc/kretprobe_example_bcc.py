@@ -118,9 +118,9 @@ class Twin:
         self.bpf.ring_buffer_poll(timeout_ms)
 
     def finish(self) -> None:
-        self.bpf.detach_kprobe(event=FUNC, fn_name="kre_entry")
+        self.bpf.detach_kprobe(event=FUNC)
         _hits, missed = kretprobe_profile(FUNC)
-        self.bpf.detach_kretprobe(event=FUNC, fn_name="kre_return")
+        self.bpf.detach_kretprobe(event=FUNC)
         self.bpf.ring_buffer_consume()
         self.say(f"return probe on {FUNC} removed: {self.returns} returns seen")
         self.say(f"Missed probing {missed} instances of {FUNC}")

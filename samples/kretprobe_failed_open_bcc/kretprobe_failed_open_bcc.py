@@ -136,9 +136,9 @@ class Twin:
         self.bpf.ring_buffer_poll(timeout_ms)
 
     def finish(self) -> None:
-        self.bpf.detach_kprobe(event=FUNC, fn_name="kfo_entry")
+        self.bpf.detach_kprobe(event=FUNC)
         _hits, missed = kretprobe_profile(FUNC)
-        self.bpf.detach_kretprobe(event=FUNC, fn_name="kfo_return")
+        self.bpf.detach_kretprobe(event=FUNC)
         self.bpf.ring_buffer_consume()
         self.say(f"{FUNC}: {self.failures} failed opens, missed {missed}")
 

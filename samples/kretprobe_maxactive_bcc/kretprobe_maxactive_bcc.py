@@ -119,8 +119,8 @@ class Twin:
 
     def finish(self) -> None:
         _hits, missed = kretprobe_profile(FUNC)
-        self.bpf.detach_kretprobe(event=FUNC, fn_name="kma_return")
-        self.bpf.detach_kprobe(event=FUNC, fn_name="kma_entry")
+        self.bpf.detach_kretprobe(event=FUNC)
+        self.bpf.detach_kprobe(event=FUNC)
         self.bpf.ring_buffer_consume()
         count = self.bpf["kma_count"]
         entries = count[ct.c_int(0)].value

@@ -154,9 +154,9 @@ class Twin:
         self.bpf.ring_buffer_poll(timeout_ms)
 
     def finish(self) -> None:
-        self.bpf.detach_kprobe(event=FUNC, fn_name="krc_entry")
+        self.bpf.detach_kprobe(event=FUNC)
         _hits, missed = kretprobe_profile(FUNC)
-        self.bpf.detach_kretprobe(event=FUNC, fn_name="krc_return")
+        self.bpf.detach_kretprobe(event=FUNC)
         self.bpf.ring_buffer_consume()
         last = max((ev[0] for ev in self.events), default=0)
         deepest = [ev for ev in self.events if ev[0] == last]

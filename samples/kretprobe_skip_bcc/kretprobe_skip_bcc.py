@@ -102,10 +102,10 @@ class Twin:
         time.sleep(timeout_ms / 1000)
 
     def finish(self) -> None:
-        self.bpf.detach_kprobe(event=FUNC, fn_name="ksk_entry")
+        self.bpf.detach_kprobe(event=FUNC)
         time.sleep(0.2)  # let kept calls still in flight return
         _hits, missed = kretprobe_profile(FUNC)
-        self.bpf.detach_kretprobe(event=FUNC, fn_name="ksk_return")
+        self.bpf.detach_kretprobe(event=FUNC)
         count = self.bpf["ksk_count"]
         e, s, r = (count[ct.c_int(i)].value for i in range(3))
         in_flight = len(self.bpf["ksk_kept"])

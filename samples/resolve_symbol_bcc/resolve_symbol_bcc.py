@@ -62,7 +62,7 @@ class Twin:
         try:
             line = kprobes_listed(sym)[0].split()
         finally:
-            self.bpf.detach_kprobe(event=sym, fn_name="rsy_probe")
+            self.bpf.detach_kprobe(event=sym)
         where = line[2]
         addr = int(line[0], 16) - int(where.split("+")[1], 16)
         self.say(f"{sym}: kprobe at {where}, symbol at {addr:016x}")

@@ -280,18 +280,26 @@ def _busybox(directory: Path, target: Target, log: Path) -> Path:
 
 
 def _modules_tree(directory: Path, target: Target, release: str, log: Path) -> Path:
-    """The unpacked ``lib/modules/<release>``; from 7.2 the modules are a package of their own."""
+    """The unpacked ``lib/modules/<release>`` with its ``modules.builtin``.
+
+    Up to 7.1 both come in the image package; from 7.2 the modules are
+    ``linux-modules-<release>`` and modules.builtin is in ``linux-base-<release>``.
+    """
     unpacked = directory / "kernels" / target.name
     candidates = [unpacked / prefix / "modules" / release for prefix in ("lib", "usr/lib")]
-    package = f"linux-modules-{release}{apt_suffix(target.arch)}"
-    found = [c for c in candidates if (c / "kernel").is_dir()]
+    found = [c for c in candidates if _complete_tree(c)]
+    packages = [f"linux-{part}-{release}{apt_suffix(target.arch)}" for part in ("modules", "base")]
     if not found:
-        for deb in _download(directory / "root", target, f"{target.name}-modules", [package], log).glob("*.deb"):
+        for deb in _download(directory / "root", target, f"{target.name}-modules", packages, log).glob("*.deb"):
             _extract(deb, unpacked)
-        found = [c for c in candidates if (c / "kernel").is_dir()]
+        found = [c for c in candidates if _complete_tree(c)]
     if not found:
-        raise BuildEnvError(f"{target.name}: no modules tree for {release} in its image package or {package}")
+        raise BuildEnvError(f"{target.name}: no modules tree for {release} in its image package or {packages}")
     return found[0]
+
+
+def _complete_tree(tree: Path) -> bool:
+    return (tree / "kernel").is_dir() and (tree / "modules.builtin").is_file()
 
 
 def _fetch_kernel(directory: Path, target: Target, log: Path, progress: Progress) -> Kernel:
@@ -329,7 +337,7 @@ def _load(directory: Path, spec: dict[str, object]) -> BuildEnv | None:
         return None
     files = [Path(p) for k in kernels.values() for p in (k.vmlinuz, k.config, k.busybox)]
     trees = [Path(k.modules) for k in kernels.values()]
-    intact = stamp.get("recipe") == spec and all(p.is_file() for p in files) and all(t.is_dir() for t in trees)
+    intact = stamp.get("recipe") == spec and all(p.is_file() for p in files) and all(map(_complete_tree, trees))
     return BuildEnv(str(spec["release"]), directory, kernels) if intact else None
 
 

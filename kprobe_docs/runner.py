@@ -334,7 +334,13 @@ def _boot_records(
     progress: Progress,
 ) -> tuple[list[Record], qemu.BootLog]:
     """Boot ``plan`` (samples of one kind) and judge each sample."""
-    log, accel = boot(target, env, plan, out, progress)
+    try:
+        log, accel = boot(target, env, plan, out, progress)
+    except guestroot.GuestRootError as exc:  # this kind's guest cannot be made; the target's other samples go on
+        progress(f"{target.name}: {exc}")
+        reason = f"the {plan[0][0].kind} guest cannot be made: {exc}"
+        fields = {"reason": reason, "provenance": provenance}
+        return [_record(s, target, "fail", build=_build_fields(b), **fields) for s, b in plan], qemu.BootLog()
     provenance = {**provenance, **_provenance(env.kernels[target.name], target, accel)}
     runs = {r.name: r for r in log.runs}
     records = []

@@ -24,7 +24,8 @@ def _stamp(directory: Path, spec: dict[str, object], files: Path, targets: list[
     kernels = {}
     for name in ("vmlinuz", "config", "busybox"):
         (files / name).write_text(name)
-    (files / "modules").mkdir()
+    (files / "modules" / "kernel").mkdir(parents=True)
+    (files / "modules" / "modules.builtin").write_text("kernel/fs/ext4/ext4.ko\n")
     for target in (t.name for t in targets):
         kernels[target] = {
             "target": target, "arch": "amd64", "release": "6.1.0-1-amd64", "package": "p", "version": "6.1.1-1",
@@ -51,9 +52,9 @@ def test_stamp_with_other_recipe_missing_file_or_garbage_is_not_prepared(
     assert buildenv._load(directory, spec) is not None
     assert buildenv.cached(siblings, MIRROR) is not None
     assert buildenv._load(directory, {**spec, "version": -1}) is None
-    (tmp_path / "modules").rmdir()
+    (tmp_path / "modules" / "modules.builtin").unlink()
     assert buildenv._load(directory, spec) is None
-    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "modules.builtin").write_text("")
     (tmp_path / "busybox").unlink()
     assert buildenv._load(directory, spec) is None
     (directory / buildenv.STAMP).write_text('{"recipe": ')

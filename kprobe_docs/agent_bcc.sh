@@ -69,21 +69,37 @@ wait_for() {
 tail -n +$((start + 1)) /kd/plan >$r/tmp/kd/plan.run
 each=
 [ -e /kd/compile-each ] && each=--compile-each
-# Compiling every twin under TCG takes 20-60 s: ask the host for more time than between samples.
+# Compiling every twin under TCG takes 20-65 s: ask the host for more time than between samples.
 event setup - 600
 # No LANG: every program would look for per-category locale files, failed
 # opens that the failed-open twin would report.
-chroot $r /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-	python3 /tmp/kd/twin_runner.py --plan /tmp/kd/plan.run --dir /tmp/kd/run $each >$run/runner.out 2>&1 &
+(
+	chroot $r /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+		python3 -X faulthandler /tmp/kd/twin_runner.py --plan /tmp/kd/plan.run --dir /tmp/kd/run $each
+	echo $? >$run/exit
+) >$run/runner.out 2>&1 &
 runner=$!
-wait_for $run/compiled $runner
-emit - bcc-runner $run/runner.out
+shown=0
+if wait_for $run/compiled $runner; then
+	emit - bcc-runner $run/runner.out
+	shown=$(wc -l <$run/runner.out)
+fi
+
+# What the runner said since it was last shown, and how it ended if it did:
+# the only trace of a runner that died in the middle of a twin.
+runner_news() {
+	[ -e $run/exit ] && echo "# the twin runner exited $(cat $run/exit)"
+	tail -n +$((shown + 1)) $run/runner.out
+	shown=$(wc -l <$run/runner.out)
+}
 
 i=0
 while read -r name; do
 	if [ "$i" -ge "$start" ]; then
 		event begin "$name" "$i"
 		dmesg -c >/dev/null
+		touch "$run/go.$name"
+		touch "$run/out.$name"
 		if wait_for "$run/ready.$name" $runner; then
 			event attach "$name" "$(cat "$run/ready.$name")"
 		else
@@ -101,8 +117,8 @@ while read -r name; do
 			event detach "$name" "$(cat "$run/done.$name")"
 		else
 			event detach "$name" missing
+			runner_news >>"$run/out.$name"
 		fi
-		[ -e "$run/out.$name" ] || cp $run/runner.out "$run/out.$name"
 		emit "$name" out "$run/out.$name"
 		dmesg -c >/tmp/dmesg
 		emit "$name" dmesg /tmp/dmesg

@@ -89,6 +89,8 @@ class Follower:
         self.deadline = self.started + boot_timeout
         self.booted = False
         self.finished = False
+        self.in_setup = False  # between the agent's "setup" event and its next sample
+        self.ending = ""  # hung | crashed, once the boot has ended without "done"
         self.current: SampleRun | None = None
         self.sample_started = 0.0
         self.last: list[str] = []
@@ -120,8 +122,10 @@ class Follower:
             self.log.boot_seconds.append(round(now - self.started, 2))
             self.deadline = now + GAP_TIMEOUT
         elif event == "setup":  # a long step before the next sample, e.g. compiling bcc programs
+            self.in_setup = True
             self.deadline = now + min(float(value or 0), SETUP_LIMIT)
         elif event == "begin":
+            self.in_setup = False
             self.current = SampleRun(name)
             self.sample_started = now
             self.deadline = now + self.timeouts.get(name, GAP_TIMEOUT)
@@ -134,6 +138,7 @@ class Follower:
             self.current.events[event] = value
 
     def close(self, outcome: str) -> None:
+        self.ending = outcome
         if self.current is not None:
             self.current.outcome = outcome
             self.current.seconds = round(time.monotonic() - self.sample_started, 2)
@@ -232,6 +237,10 @@ def _run_plan(
             log.tail = follower.last
             return log
         if follower.finished:
+            return log
+        if follower.in_setup:  # no sample ran, and booting again would only repeat the setup
+            why = f"the agent's setup step before the samples {follower.ending} (limit {SETUP_LIMIT:.0f} s)"
+            log.runs += [SampleRun(name, console=[why, *follower.last], outcome="unbooted") for name in names[start:]]
             return log
         if len(log.runs) == before:  # the guest died between samples: blame the next one
             log.runs.append(SampleRun(names[start], console=follower.last, outcome="crashed"))

@@ -1,22 +1,28 @@
 """Run the bcc twins of a plan in one process, inside a bcc guest.
 
-Runs with the guest release's python3 (3.9 on bullseye) and bcc, not in the
-project's environment.  Each twin is a sample file defining ``NAME``,
-``BPF_TEXT`` and ``Twin(bpf, say)`` with ``attach()``, ``poll(ms)`` and
-``finish()``.  Loading bcc and compiling costs most of a twin's time under
-TCG, so all twins' BPF texts are compiled as one program (their identifiers
-carry per-twin prefixes); if that fails, each twin is compiled alone, so a
-broken twin fails by itself.
+Runs with the guest release's python3 (3.9 on bullseye) and bcc (0.18 on
+bullseye), not in the project's environment.  Each twin is a sample file
+defining ``NAME``, ``BPF_TEXT`` and ``Twin(bpf, say)`` with ``attach()``,
+``poll(ms)`` and ``finish()``.  Loading bcc and compiling costs most of a
+twin's time under TCG, so all twins' BPF texts are compiled as one program
+(their identifiers carry per-twin prefixes).  When that fails, the twins that
+clang's errors point at are compiled alone: one that fails alone is left
+out with its own errors, and the rest are compiled together again; when no
+error can be pinned on a twin, every twin is compiled alone.
 
 Handshake with the agent, in ``--dir``: ``compiled`` once compiling is over;
-per twin ``ready.NAME`` (``0`` attached, else ``1``), then the agent runs the
-trigger and creates ``stop.NAME``; the twin detaches, reports to ``out.NAME``
-and ``done.NAME`` holds ``0`` (or ``1`` if it failed).
+per twin, the agent creates ``go.NAME`` once it is ready to watch the
+kernel log; the runner attaches and writes ``ready.NAME`` (``0`` attached,
+else ``1``); the agent runs the trigger and creates ``stop.NAME``; the twin
+detaches and reports to ``out.NAME``, and ``done.NAME`` holds ``0`` (or
+``1`` if it failed).  Probes a failed twin left attached are removed before
+the next twin starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import re
@@ -43,12 +49,7 @@ def load_twin(path: Path) -> ModuleType:
 
 
 def compile_all(twins: dict[str, ModuleType], errors: dict[str, str]) -> dict[str, Any]:
-    """One BPF object shared by the twins that compile together; the others' errors go to ``errors``.
-
-    A twin that breaks the shared program is found from the line numbers of
-    clang's errors and left out, which costs one more compile instead of one
-    per twin; when the errors name no line, each twin is compiled alone.
-    """
+    """One BPF object shared by the twins that compile together; the others' errors go to ``errors``."""
     pending = dict(twins)
     while pending:
         text, owners = _concatenate(pending)
@@ -59,12 +60,11 @@ def compile_all(twins: dict[str, ModuleType], errors: dict[str, str]) -> dict[st
             except Exception:
                 failure = traceback.format_exc() + _read(diagnostics)
         print(failure, flush=True)
-        blamed = [(_owner(int(m[1]), owners), int(m[1]), m[2]) for m in ERROR_RE.finditer(failure)]
-        if not blamed:  # the errors name no line
+        suspects = {_owner(int(m[1]), owners) for m in ERROR_RE.finditer(failure)}
+        broken = {name for name in suspects if _fails_alone(name, pending[name], errors)}
+        if not broken:  # an error no twin causes alone, or one clang names no line for
             return _each_alone(pending, errors)
-        for name, line, message in reversed(blamed):  # the first error of each twin is kept
-            errors[name] = f"{failure}BPF compile error: line {line - owners[name] + 1}: {message}\n"
-        for name in {name for name, _, _ in blamed}:
+        for name in broken:
             del pending[name]
     return {}
 
@@ -83,16 +83,27 @@ def _owner(line: int, owners: dict[str, int]) -> str:
     return [name for name, first in owners.items() if first <= line][-1]
 
 
+def _compile_alone(name: str, twin: ModuleType, errors: dict[str, str]) -> Any:
+    """One twin's BPF object, or None with its own errors kept in ``errors``."""
+    with tempfile.TemporaryFile() as diagnostics:
+        try:
+            return _compile(twin.BPF_TEXT, diagnostics)
+        except Exception:
+            clang = _read(diagnostics)
+            first = ERROR_RE.search(clang)
+            where = f"line {first[1]} of BPF_TEXT: {first[2]}" if first else "see above"
+            errors[name] = f"{traceback.format_exc()}{clang}BPF compile error: {where}\n"
+            return None
+
+
+def _fails_alone(name: str, twin: ModuleType, errors: dict[str, str]) -> bool:
+    return _compile_alone(name, twin, errors) is None
+
+
 def _each_alone(twins: dict[str, ModuleType], errors: dict[str, str]) -> dict[str, Any]:
     print("# compiling each twin alone", flush=True)
-    objects = {}
-    for name, twin in twins.items():
-        with tempfile.TemporaryFile() as diagnostics:
-            try:
-                objects[name] = _compile(twin.BPF_TEXT, diagnostics)
-            except Exception:
-                errors[name] = f"{traceback.format_exc()}{_read(diagnostics)}BPF compile error: see above\n"
-    return objects
+    objects = {name: _compile_alone(name, twin, errors) for name, twin in twins.items()}
+    return {name: bpf for name, bpf in objects.items() if bpf is not None}
 
 
 def _read(diagnostics: BinaryIO) -> str:
@@ -120,31 +131,73 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _wait_for(path: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(POLL_MS / 1000)
+    return path.exists()
+
+
+def _attached(bpf: Any) -> set[bytes]:
+    """Events with a program attached: bcc 0.18 maps each to an fd, later ones to {program: fd}."""
+    return {event for event, fds in bpf.kprobe_fds.items() if not isinstance(fds, dict) or fds}
+
+
+def _detach_leftovers(bpf: Any, before: set[bytes], out: TextIO) -> bool:
+    """Detach probes the twin attached and did not detach; True if there were any."""
+    left = sorted(_attached(bpf) - before)
+    for event in left:
+        with contextlib.suppress(Exception):
+            bpf.detach_kprobe_event(event)
+    if left:
+        print(f"# left attached, detached by the runner: {b' '.join(left).decode()}", file=out)
+    return bool(left)
+
+
+def _run_attached(instance: Any, stop: Path, timeout: float) -> None:
+    """Poll until the agent says stop, then finish (also after a failed poll)."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not stop.exists():
+            instance.poll(POLL_MS)
+    finally:
+        instance.finish()
+
+
 def run_twin(name: str, twin: ModuleType, bpf: Any, out: TextIO, directory: Path, timeout: float) -> None:
     """Attach, wait for the agent's stop, detach; failures go to ``out`` and the status files."""
 
     def say(line: str) -> None:
         print(f"{twin.NAME}: {line}", file=out, flush=True)
 
-    try:
-        instance = twin.Twin(bpf, say)
-        instance.attach()
-    except Exception:
-        out.write(traceback.format_exc())
-        _write(directory / f"ready.{name}", "1")
-        _write(directory / f"done.{name}", "1")
-        return
-    _write(directory / f"ready.{name}", "0")
-    deadline = time.monotonic() + timeout
+    before = _attached(bpf)
     status = "0"
-    try:
-        while time.monotonic() < deadline and not (directory / f"stop.{name}").exists():
-            instance.poll(POLL_MS)
-        instance.finish()
-    except Exception:
-        out.write(traceback.format_exc())
-        status = "1"
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            instance = twin.Twin(bpf, say)
+            instance.attach()
+        except Exception:
+            out.write(traceback.format_exc())
+            instance, status = None, "1"
+        out.flush()
+        _write(directory / f"ready.{name}", status)
+        try:
+            if instance is not None:
+                _run_attached(instance, directory / f"stop.{name}", timeout)
+        except Exception:
+            out.write(traceback.format_exc())
+            status = "1"
+        if _detach_leftovers(bpf, before, out):
+            status = "1"
+    out.flush()
     _write(directory / f"done.{name}", status)
+
+
+def _fail(name: str, error: str, out: TextIO, directory: Path) -> None:
+    out.write(error)
+    out.flush()
+    _write(directory / f"ready.{name}", "1")
+    _write(directory / f"done.{name}", "1")
 
 
 def main() -> int:
@@ -169,13 +222,14 @@ def main() -> int:
     print(f"compiled {len(objects)} of {len(names)} twins in {seconds:.1f} s", flush=True)
     _write(args.dir / "compiled", f"{seconds:.1f}\n")
     for name in names:
+        if not _wait_for(args.dir / f"go.{name}", args.timeout):
+            print(f"# the agent never started {name}; stopping", flush=True)
+            return 1
         with (args.dir / f"out.{name}").open("w") as out:
             if name in objects:
                 run_twin(name, twins[name], objects[name], out, args.dir, args.timeout)
             else:
-                out.write(errors[name])
-                _write(args.dir / f"ready.{name}", "1")
-                _write(args.dir / f"done.{name}", "1")
+                _fail(name, errors[name], out, args.dir)
     return 0
 
 

@@ -113,3 +113,14 @@ def test_bcc_twin_fails_on_a_kernel_warning_while_it_ran() -> None:
     dmesg = ["[3.0] WARNING: CPU: 0 PID: 1 at kernel/kprobes.c:1 foo"]
     verdict = evaluate(_twin_run(["demo_bcc: attached", "demo_bcc: 3 hits"], dmesg), TWIN)
     assert verdict.reason.startswith("kernel log: [3.0] WARNING:")
+
+
+def test_setup_step_extends_the_deadline_until_the_first_sample() -> None:
+    follower = Follower({"demo_bcc": 20.0}, BootLog(), 10.0)
+    follower.line("@@KD booted - 6.1.0-56-amd64")
+    follower.line("@@KD setup - 600")
+    assert follower.in_setup
+    assert follower.deadline - follower.started > 500
+    follower.line("@@KD begin demo_bcc 0")
+    assert not follower.in_setup
+    assert follower.deadline - follower.started < 100

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from types import ModuleType
+import ast
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
 
 from kprobe_docs import twin_runner
 
@@ -24,3 +26,20 @@ def test_errors_in_the_shared_program_are_blamed_on_their_twin() -> None:
     assert text.splitlines()[line - 1] == "\treturn nope;"
     assert twin_runner._owner(line, owners) == "b"
     assert twin_runner._owner(2, owners) == "a"
+
+
+def test_guest_side_python_parses_as_python_3_9() -> None:
+    """The runner and the twins run with the guest release's python3: 3.9 on bullseye."""
+    root = Path(twin_runner.__file__).resolve().parent.parent
+    files = [Path(twin_runner.__file__), *sorted((root / "samples").glob("*_bcc/*.py"))]
+    assert len(files) > 1
+    for path in files:
+        ast.parse(path.read_text(), filename=str(path), feature_version=(3, 9))
+
+
+def test_attached_events_read_both_bcc_layouts() -> None:
+    old = SimpleNamespace(kprobe_fds={b"p_kernel_clone": 5})  # bcc 0.18: event -> fd, deleted on detach
+    # bcc 0.26 and later: event -> {program: fd}, left empty on detach
+    new = SimpleNamespace(kprobe_fds={b"p_kernel_clone": {}, b"r_kernel_clone": {b"kre_return": 7}})
+    assert twin_runner._attached(old) == {b"p_kernel_clone"}
+    assert twin_runner._attached(new) == {b"r_kernel_clone"}

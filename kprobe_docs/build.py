@@ -90,7 +90,7 @@ def build_sample(env: BuildEnv, kernel: Kernel, sample_dir: Path, sample: Sample
         module = str(out / built)
         shutil.copy(work / built, module)
     shutil.rmtree(work)
-    problem = "" if status == "ok" else _problem(log) or f"make exited {returncode}"
+    problem = "" if status == "ok" else _problem(log) or f"{argv[0]} exited {returncode}"
     if status == "unexpected-success":
         problem = "the page says this sample cannot build, but it built"
     return BuildResult(status, round(seconds, 2), str(log_path), problem, module)

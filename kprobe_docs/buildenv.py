@@ -61,7 +61,7 @@ class Kernel:
     headers: str  # path inside the chroot
     config: str  # the headers' .config, absolute path on the host
     busybox: str  # a static busybox for the guest, absolute path on the host
-    modules: str  # the kernel's modules tree (lib/modules/<release>), absolute path on the host
+    modules: str  # the kernel's modules tree (lib/modules/<release>) on the host; empty if it has none
 
     def config_values(self, options: tuple[str, ...]) -> dict[str, str]:
         """Values of ``options`` in the kernel's config ("n" when unset)."""
@@ -279,23 +279,25 @@ def _busybox(directory: Path, target: Target, log: Path) -> Path:
     return found[0]
 
 
-def _modules_tree(directory: Path, target: Target, release: str, log: Path) -> Path:
-    """The unpacked ``lib/modules/<release>`` with its ``modules.builtin``.
+def _modules_tree(directory: Path, target: Target, release: str, log: Path, progress: Progress) -> str:
+    """The unpacked ``lib/modules/<release>`` with its ``modules.builtin``; empty if there is none.
 
     Up to 7.1 both come in the image package; from 7.2 the modules are
     ``linux-modules-<release>`` and modules.builtin is in ``linux-base-<release>``.
+    Only bcc guests need the tree, so its absence fails them, not the target.
     """
     unpacked = directory / "kernels" / target.name
     candidates = [unpacked / prefix / "modules" / release for prefix in ("lib", "usr/lib")]
     found = [c for c in candidates if _complete_tree(c)]
     packages = [f"linux-{part}-{release}{apt_suffix(target.arch)}" for part in ("modules", "base")]
     if not found:
-        for deb in _download(directory / "root", target, f"{target.name}-modules", packages, log).glob("*.deb"):
-            _extract(deb, unpacked)
+        try:
+            for deb in _download(directory / "root", target, f"{target.name}-modules", packages, log).glob("*.deb"):
+                _extract(deb, unpacked)
+        except BuildEnvError as exc:
+            progress(f"  {target.name}: no modules tree for bcc guests: {exc}")
         found = [c for c in candidates if _complete_tree(c)]
-    if not found:
-        raise BuildEnvError(f"{target.name}: no modules tree for {release} in its image package or {packages}")
-    return found[0]
+    return str(found[0]) if found else ""
 
 
 def _complete_tree(tree: Path) -> bool:
@@ -325,7 +327,7 @@ def _fetch_kernel(directory: Path, target: Target, log: Path, progress: Progress
         headers=headers,
         config=str(root / headers.lstrip("/") / ".config"),
         busybox=str(_busybox(directory, target, log)),
-        modules=str(_modules_tree(directory, target, release, log)),
+        modules=_modules_tree(directory, target, release, log, progress),
     )
 
 
@@ -336,7 +338,7 @@ def _load(directory: Path, spec: dict[str, object]) -> BuildEnv | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     files = [Path(p) for k in kernels.values() for p in (k.vmlinuz, k.config, k.busybox)]
-    trees = [Path(k.modules) for k in kernels.values()]
+    trees = [Path(k.modules) for k in kernels.values() if k.modules]
     intact = stamp.get("recipe") == spec and all(p.is_file() for p in files) and all(map(_complete_tree, trees))
     return BuildEnv(str(spec["release"]), directory, kernels) if intact else None
 

@@ -41,13 +41,19 @@ def _module_files(tree: Path) -> dict[str, Path]:
 
 
 def _builtin(tree: Path) -> set[str]:
-    listing = tree / "modules.builtin"
-    lines = listing.read_text().split() if listing.is_file() else []
+    lines = (tree / "modules.builtin").read_text().split()
     return {module_key(Path(line).name.split(".ko", 1)[0]) for line in lines}
 
 
 def decompressed(path: Path) -> bytes:
     """A module file's ELF bytes, whatever compression the package used."""
+    try:
+        return _decompressed(path)
+    except (OSError, EOFError, lzma.LZMAError) as exc:  # gzip.BadGzipFile is an OSError
+        raise GuestRootError(f"cannot read the module {path}: {exc}") from exc
+
+
+def _decompressed(path: Path) -> bytes:
     data = path.read_bytes()
     if path.name.endswith(".ko.xz"):
         return lzma.decompress(data)
@@ -71,6 +77,8 @@ def depends(elf: bytes) -> list[str]:
 
 def load_order(tree: Path, needed: tuple[str, ...] = NEEDED) -> list[tuple[str, bytes]]:
     """(name, ELF bytes) of the modules to insmod, dependencies first; built-in ones are skipped."""
+    if not (tree / "modules.builtin").is_file():
+        raise GuestRootError(f"the kernel's modules tree was not found (no {tree / 'modules.builtin'})")
     files, builtin = _module_files(tree), _builtin(tree)
     order: list[tuple[str, bytes]] = []
     seen: set[str] = set()
@@ -93,7 +101,8 @@ def load_order(tree: Path, needed: tuple[str, ...] = NEEDED) -> list[tuple[str, 
 
 def qemu_options(root: Path) -> list[str]:
     """Share ``root`` read-only with the guest: a run cannot change the cached chroot."""
+    path = str(root).replace(",", ",,")  # QEMU's option syntax escapes a comma by doubling it
     return [
-        "-fsdev", f"local,id={MOUNT_TAG},path={root},security_model=passthrough,readonly=on",
+        "-fsdev", f"local,id={MOUNT_TAG},path={path},security_model=passthrough,readonly=on",
         "-device", f"virtio-9p-pci,fsdev={MOUNT_TAG},mount_tag={MOUNT_TAG}",
     ]  # fmt: skip

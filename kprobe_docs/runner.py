@@ -176,6 +176,8 @@ def boot(
     initrd = out / f"initramfs-{kind}.cpio"
     extra: tuple[str, ...] = ()
     if kind == "bcc":
+        if not kernel.modules:
+            raise guestroot.GuestRootError(f"no modules tree came with {kernel.package}: 9p cannot be loaded")
         make_bcc_initramfs(Path(kernel.busybox), Path(kernel.modules), [s for s, _ in plan], initrd, compile_each)
         extra = tuple(guestroot.qemu_options(env.root))
     else:
@@ -353,7 +355,7 @@ def _boot_records(
 
 def _bcc_facts(log: qemu.BootLog | None) -> dict[str, object]:
     """What a bcc boot costs: seconds to the agent and what the twin runner said (versions, compile time)."""
-    if log is None:
+    if log is None or not log.boot_seconds:
         return {}
     said = [line for line in log.facts.get("bcc-runner", []) if line.startswith(("python ", "compiled "))]
     return {"boot_seconds": log.boot_seconds, "seconds": log.seconds, "runner": said}

@@ -108,8 +108,11 @@ def bcc_compiles(target: Target, catalog: Catalog, samples: list[tuple[Sample, P
     plan = built_plan(env, target, [(s, d) for s, d in samples if s.kind == "bcc"], out)
     if not plan:
         return []
-    each, _ = timed(lambda: boot(target, env, plan, out, quiet, compile_each=True))
-    shared, _ = timed(lambda: boot(target, env, plan, out, quiet))
+    each, (log_each, _) = timed(lambda: boot(target, env, plan, out, quiet, compile_each=True))
+    shared, (log_shared, _) = timed(lambda: boot(target, env, plan, out, quiet))
+    for log in (log_each, log_shared):
+        if len(log.boot_seconds) != 1 or any(run.outcome != "completed" for run in log.runs):
+            raise RuntimeError(f"{target.name}: a bcc boot did not run every twin; see {out / 'console-bcc.log'}")
     what = f"{target.name}: bcc compile per twin vs shared ({len(plan)})"
     return [row(what, each, shared, "(whole boots; higher = one compile pays)")]
 

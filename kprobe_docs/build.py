@@ -32,7 +32,7 @@ class BuildResult:
     seconds: float
     log: str  # path of the full build log
     problem: str  # first error or warning line, empty when ok
-    module: str  # path of the built .ko (or the checked bcc program), empty when none
+    artifact: str  # what the guest runs: the built .ko or the checked bcc program; empty when none
 
 
 def _problem(log: str) -> str:
@@ -84,13 +84,13 @@ def build_sample(env: BuildEnv, kernel: Kernel, sample_dir: Path, sample: Sample
     log_path = out / "build.log"
     log_path.write_text(f"$ {' '.join(argv)}\n{log}")
     status = _status(sample, returncode, log)
-    module = ""
+    artifact = ""
     if status == "ok":
         built = sample.filename if sample.kind == "bcc" else f"{sample.name}.ko"
-        module = str(out / built)
-        shutil.copy(work / built, module)
+        artifact = str(out / built)
+        shutil.copy(work / built, artifact)
     shutil.rmtree(work)
     problem = "" if status == "ok" else _problem(log) or f"{argv[0]} exited {returncode}"
     if status == "unexpected-success":
         problem = "the page says this sample cannot build, but it built"
-    return BuildResult(status, round(seconds, 2), str(log_path), problem, module)
+    return BuildResult(status, round(seconds, 2), str(log_path), problem, artifact)

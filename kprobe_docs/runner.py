@@ -181,7 +181,7 @@ def boot(
         make_bcc_initramfs(Path(kernel.busybox), Path(kernel.modules), [s for s, _ in plan], initrd, compile_each)
         extra = tuple(guestroot.qemu_options(env.root))
     else:
-        make_initramfs(Path(kernel.busybox), [(s, Path(b.module)) for s, b in plan], initrd)
+        make_initramfs(Path(kernel.busybox), [(s, Path(b.artifact)) for s, b in plan], initrd)
     accel = qemu.accelerator(target.arch, _kvm_probe(target, kernel, out))
     what = "bcc programs in the release's root" if kind == "bcc" else "modules"
     progress(f"{target.name}: booting {kernel.release} under QEMU ({accel}) with {len(plan)} {what}")
@@ -378,7 +378,8 @@ def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
     records.sort(key=lambda r: order[r.sample])
     facts = _reused_facts(job, target, records)
     if facts is None:
-        provenance = next((r.provenance for r in records if r.provenance.get("accelerator")), provenance)
+        fresh = [r for r in records if not r.reused_from and r.provenance.get("accelerator")]
+        provenance = fresh[0].provenance if fresh else provenance
         api = api_availability(env, kernel, out, progress)
         facts = _facts(target, kernel, provenance, logs.get("kmod"), logs.get("bcc"), api)
     return TargetRun(records, facts)

@@ -295,7 +295,8 @@ class BccBootsDirective(_ResultsTable):
             said = dict(line.split(" ", 1) for line in bcc.get("runner", []) if " " in line)
             boots = ", ".join(f"{seconds:.1f} s" for seconds in bcc.get("boot_seconds", []))
             total = f"{bcc['seconds']:.1f} s" if "seconds" in bcc else "?"
-            rows.append([f"`{target}`", said.get("python", "?"), boots or "?", said.get("compiled", "?"), total])
+            versions = f"python {said['python']}" if "python" in said else "?"
+            rows.append([f"`{target}`", versions, boots or "?", said.get("compiled", "?"), total])
         header = ["target", "python, bcc", "QEMU start to agent", "one compile of all twins", "whole bcc boot"]
         return [*_table(header, rows), *_provenance_notes(newest)]
 

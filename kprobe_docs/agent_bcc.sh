@@ -69,7 +69,7 @@ wait_for() {
 tail -n +$((start + 1)) /kd/plan >$r/tmp/kd/plan.run
 each=
 [ -e /kd/compile-each ] && each=--compile-each
-# Compiling every twin under TCG takes 20-65 s: ask the host for more time than between samples.
+# Compiling every twin under TCG takes 20-75 s: ask the host for more time than between samples.
 event setup - 600
 # No LANG: every program would look for per-category locale files, failed
 # opens that the failed-open twin would report.

@@ -75,7 +75,7 @@ event setup - 600
 # opens that the failed-open twin would report.
 (
 	chroot $r /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-		python3 -X faulthandler /tmp/kd/twin_runner.py --plan /tmp/kd/plan.run --dir /tmp/kd/run $each
+		python3 /tmp/kd/twin_runner.py --plan /tmp/kd/plan.run --dir /tmp/kd/run --timeout 900 $each
 	echo $? >$run/exit
 ) >$run/runner.out 2>&1 &
 runner=$!
@@ -88,9 +88,9 @@ fi
 # What the runner said since it was last shown, and how it ended if it did:
 # the only trace of a runner that died in the middle of a twin.
 runner_news() {
-	[ -e $run/exit ] && echo "# the twin runner exited $(cat $run/exit)"
 	tail -n +$((shown + 1)) $run/runner.out
 	shown=$(wc -l <$run/runner.out)
+	[ -e $run/exit ] && echo "# the twin runner exited $(cat $run/exit)"
 }
 
 i=0
@@ -98,8 +98,8 @@ while read -r name; do
 	if [ "$i" -ge "$start" ]; then
 		event begin "$name" "$i"
 		dmesg -c >/dev/null
-		touch "$run/go.$name"
 		touch "$run/out.$name"
+		touch "$run/go.$name"
 		if wait_for "$run/ready.$name" $runner; then
 			event attach "$name" "$(cat "$run/ready.$name")"
 		else

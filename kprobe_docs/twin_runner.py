@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import importlib.util
 import os
 import re
@@ -30,9 +31,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any, BinaryIO, TextIO
+from typing import IO, Any, BinaryIO, TextIO
 
 POLL_MS = 100
 # clang's diagnostics name the line of bcc's main program: /virtual/main.c:<line>:<column>: error: ...
@@ -111,18 +113,26 @@ def _read(diagnostics: BinaryIO) -> str:
     return diagnostics.read().decode(errors="replace")
 
 
-def _compile(text: str, diagnostics: BinaryIO) -> Any:
-    """Compile with clang's messages (written to fd 2 by bcc's C++ side) going to ``diagnostics``."""
-    from bcc import BPF  # type: ignore[import-not-found]  # the guest's; imported late so the host can test this file
-
+@contextlib.contextmanager
+def _fd2_to(file: IO[Any]) -> Iterator[None]:
+    """Send fd 2 to ``file``: bcc's C++ side (clang, libbcc) writes its messages there, not to sys.stderr."""
     sys.stderr.flush()
+    file.flush()
     saved = os.dup(2)
-    os.dup2(diagnostics.fileno(), 2)
+    os.dup2(file.fileno(), 2)
     try:
-        return BPF(text=text)
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _compile(text: str, diagnostics: BinaryIO) -> Any:
+    """Compile with clang's messages going to ``diagnostics``."""
+    from bcc import BPF  # type: ignore[import-not-found]  # the guest's; imported late so the host can test this file
+
+    with _fd2_to(diagnostics):
+        return BPF(text=text)
 
 
 def _write(path: Path, text: str) -> None:
@@ -144,51 +154,62 @@ def _attached(bpf: Any) -> set[bytes]:
 
 
 def _detach_leftovers(bpf: Any, before: set[bytes], out: TextIO) -> bool:
-    """Detach probes the twin attached and did not detach; True if there were any."""
+    """Detach kprobes and kretprobes the twin attached and did not detach; True if there were any."""
     left = sorted(_attached(bpf) - before)
-    for event in left:
-        with contextlib.suppress(Exception):
-            bpf.detach_kprobe_event(event)
     if left:
         print(f"# left attached, detached by the runner: {b' '.join(left).decode()}", file=out)
+    for event in left:
+        try:
+            bpf.detach_kprobe_event(event)
+        except Exception as exc:
+            print(f"# detaching {event.decode()} failed: {exc}", file=out)
     return bool(left)
 
 
-def _run_attached(instance: Any, stop: Path, timeout: float) -> None:
-    """Poll until the agent says stop, then finish (also after a failed poll)."""
+def _run_attached(instance: Any, stop: Path, timeout: float) -> bool:
+    """Poll until the agent says stop, then finish (also after a failed poll); False if stop never came."""
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline and not stop.exists():
+            started = time.monotonic()
             instance.poll(POLL_MS)
+            time.sleep(max(0.0, POLL_MS / 1000 - (time.monotonic() - started)))  # a poll that returns at once
     finally:
         instance.finish()
+    return stop.exists()
 
 
 def run_twin(name: str, twin: ModuleType, bpf: Any, out: TextIO, directory: Path, timeout: float) -> None:
-    """Attach, wait for the agent's stop, detach; failures go to ``out`` and the status files."""
+    """Attach, wait for the agent's stop, detach; failures go to ``out`` and the status files.
+
+    The last line of ``out`` is what a failure is reported as, so a traceback comes last.
+    """
 
     def say(line: str) -> None:
         print(f"{twin.NAME}: {line}", file=out, flush=True)
 
     before = _attached(bpf)
-    status = "0"
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    status, failure = "0", ""
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), _fd2_to(out):
         try:
             instance = twin.Twin(bpf, say)
             instance.attach()
         except Exception:
-            out.write(traceback.format_exc())
-            instance, status = None, "1"
+            instance, status, failure = None, "1", traceback.format_exc()
+        if instance is None:
+            _detach_leftovers(bpf, before, out)
+        out.write(failure)
         out.flush()
         _write(directory / f"ready.{name}", status)
-        try:
-            if instance is not None:
-                _run_attached(instance, directory / f"stop.{name}", timeout)
-        except Exception:
-            out.write(traceback.format_exc())
-            status = "1"
-        if _detach_leftovers(bpf, before, out):
-            status = "1"
+        if instance is not None:
+            try:
+                if not _run_attached(instance, directory / f"stop.{name}", timeout):
+                    status, failure = "1", f"# the agent's stop never came in {timeout:.0f} s\n"
+            except Exception:
+                status, failure = "1", traceback.format_exc()
+            if _detach_leftovers(bpf, before, out):
+                status = "1"
+            out.write(failure)
     out.flush()
     _write(directory / f"done.{name}", status)
 
@@ -207,6 +228,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a twin stays attached at most")
     parser.add_argument("--compile-each", action="store_true", help="compile every twin alone (a benchmark)")
     args = parser.parse_args()
+    # A crash in clang or libbcc: its Python traceback goes to the runner's own output, whatever fd 2 is then.
+    faulthandler.enable(file=os.fdopen(os.dup(2), "w"))
     names = args.plan.read_text().split()
     started = time.monotonic()
     twins: dict[str, ModuleType] = {}

@@ -39,7 +39,7 @@ FAULT_REASONS = {
     "fault_mismatch": r"^expected log line not found: ",
     "fault_bcc_compile": r"^attach exited 1: BPF compile error: line \d+ of BPF_TEXT: use of undeclared identifier",
     "fault_bcc_attach": r"^attach exited 1: Exception: Failed to attach BPF program",
-    "fault_bcc_poll": r"^detach exited 1: # left attached, detached by the runner: r_kernel_clone",
+    "fault_bcc_poll": r"^detach exited 1: RuntimeError: fixture: finish\(\) fails before detaching",
     "fault_bcc_hang": r"^hang: no progress within 20 s",
 }
 

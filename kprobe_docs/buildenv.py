@@ -23,7 +23,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .arches import ARCHES, HOST_ARCH, apt_suffix
@@ -368,8 +368,29 @@ def prepare(targets: list[Target], mirror: Mirror, progress: Progress) -> BuildE
         env = cached(targets, mirror)
         if env is not None:
             progress(f"{env.release}: build environment cached in {directory}")
-            return env
+            return _retry_modules(env, targets, mirror, progress)
         return _make(targets, mirror, directory, progress)
+
+
+def _retry_modules(env: BuildEnv, targets: list[Target], mirror: Mirror, progress: Progress) -> BuildEnv:
+    """Fetch again a modules tree an earlier preparation could not get (a failed download is not cached)."""
+    missing = [t for t in targets if not env.kernels[t.name].modules]
+    if not missing:
+        return env
+    kernels = dict(env.kernels)
+    for target in missing:
+        release = kernels[target.name].release
+        tree = _modules_tree(env.directory, target, release, env.directory / "prepare.log", progress)
+        kernels[target.name] = replace(kernels[target.name], modules=tree)
+    _write_stamp(env.directory, recipe(targets, mirror), kernels)
+    return BuildEnv(env.release, env.directory, kernels)
+
+
+def _write_stamp(directory: Path, spec: dict[str, object], kernels: dict[str, Kernel]) -> None:
+    stamp = {"recipe": spec, "kernels": {n: asdict(k) for n, k in kernels.items()}}
+    tmp = directory / (STAMP + ".tmp")
+    tmp.write_text(json.dumps(stamp, indent=2))
+    os.replace(tmp, directory / STAMP)
 
 
 def _make(targets: list[Target], mirror: Mirror, directory: Path, progress: Progress) -> BuildEnv:
@@ -385,10 +406,7 @@ def _make(targets: list[Target], mirror: Mirror, directory: Path, progress: Prog
     progress(f"{name}: making the build chroot with mmdebstrap (about a minute); log: {log}")
     _mmdebstrap(spec, directory / "root", log, progress)
     kernels = {t.name: _fetch_kernel(directory, t, log, progress) for t in targets}
-    stamp = {"recipe": spec, "kernels": {n: asdict(k) for n, k in kernels.items()}}
-    tmp = directory / (STAMP + ".tmp")
-    tmp.write_text(json.dumps(stamp, indent=2))
-    os.replace(tmp, directory / STAMP)
+    _write_stamp(directory, spec, kernels)
     for kernel in kernels.values():
         progress(f"{name}: {kernel.target} kernel {kernel.package} {kernel.version}")
     return BuildEnv(str(spec["release"]), directory, kernels)

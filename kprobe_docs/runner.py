@@ -177,7 +177,10 @@ def boot(
     extra: tuple[str, ...] = ()
     if kind == "bcc":
         if not kernel.modules:
-            raise guestroot.GuestRootError(f"no modules tree came with {kernel.package}: 9p cannot be loaded")
+            raise guestroot.GuestRootError(
+                f"no modules tree for {kernel.release} in {kernel.package} or linux-modules-/linux-base-"
+                f"{kernel.release} (see prepare.log of the build environment): 9p cannot be loaded"
+            )
         make_bcc_initramfs(Path(kernel.busybox), Path(kernel.modules), [s for s, _ in plan], initrd, compile_each)
         extra = tuple(guestroot.qemu_options(env.root))
     else:

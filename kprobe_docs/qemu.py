@@ -90,7 +90,8 @@ class Follower:
         self.booted = False
         self.finished = False
         self.in_setup = False  # between the agent's "setup" event and its next sample
-        self.ending = ""  # hung | crashed, once the boot has ended without "done"
+        self.setup_seconds = 0.0  # the deadline granted to the last setup step
+        self.ending = ""  # how the last sample or the boot ended: completed | hung | crashed
         self.current: SampleRun | None = None
         self.sample_started = 0.0
         self.last: list[str] = []
@@ -123,7 +124,8 @@ class Follower:
             self.deadline = now + GAP_TIMEOUT
         elif event == "setup":  # a long step before the next sample, e.g. compiling bcc programs
             self.in_setup = True
-            self.deadline = now + min(float(value or 0), SETUP_LIMIT)
+            self.setup_seconds = min(float(value or 0), SETUP_LIMIT)
+            self.deadline = now + self.setup_seconds
         elif event == "begin":
             self.in_setup = False
             self.current = SampleRun(name)
@@ -239,7 +241,7 @@ def _run_plan(
         if follower.finished:
             return log
         if follower.in_setup:  # no sample ran, and booting again would only repeat the setup
-            why = f"the agent's setup step before the samples {follower.ending} (limit {SETUP_LIMIT:.0f} s)"
+            why = f"the agent's setup step before the samples {follower.ending} (limit {follower.setup_seconds:.0f} s)"
             log.runs += [SampleRun(name, console=[why, *follower.last], outcome="unbooted") for name in names[start:]]
             return log
         if len(log.runs) == before:  # the guest died between samples: blame the next one

@@ -63,22 +63,27 @@ def _packaged(name: str) -> bytes:
     return resources.files("kprobe_docs").joinpath(name).read_bytes()
 
 
+def _common_entries(busybox: Path, agent: str, plan: list[Sample]) -> list[Entry]:
+    """What every boot's initramfs holds: busybox, the agent as /init, the plan and each sample's trigger."""
+    return [
+        _file("bin/busybox", busybox.read_bytes(), executable=True),
+        _file("init", _packaged(agent), executable=True),
+        _file("kd/plan", "".join(f"{s.name}\n" for s in plan).encode()),
+        *(_file(f"kd/{s.name}/trigger", (s.trigger + "\n").encode(), executable=True) for s in plan),
+    ]
+
+
 def sample_entries(sample: Sample, module: Path) -> list[Entry]:
     base = f"kd/{sample.name}"
     return [
         _file(f"{base}/{sample.name}.ko", module.read_bytes()),
         _file(f"{base}/params", (" ".join(sample.params) + "\n").encode()),
-        _file(f"{base}/trigger", (sample.trigger + "\n").encode(), executable=True),
     ]
 
 
 def make_initramfs(busybox: Path, plan: list[tuple[Sample, Path]], out: Path) -> None:
     """Write the initramfs running ``plan`` (sample, built module) in order to ``out``."""
-    entries = [
-        _file("bin/busybox", busybox.read_bytes(), executable=True),
-        _file("init", _packaged("agent.sh"), executable=True),
-        _file("kd/plan", "".join(f"{s.name}\n" for s, _ in plan).encode()),
-    ]
+    entries = _common_entries(busybox, "agent.sh", [s for s, _ in plan])
     for sample, module in plan:
         entries += sample_entries(sample, module)
     _write(out, entries)
@@ -99,18 +104,12 @@ def make_bcc_initramfs(
     """
     order = guestroot.load_order(modules_tree)
     entries = [
-        _file("bin/busybox", busybox.read_bytes(), executable=True),
-        _file("init", _packaged("agent_bcc.sh"), executable=True),
+        *_common_entries(busybox, "agent_bcc.sh", plan),
         _file("modules/order", "".join(f"{name}\n" for name, _ in order).encode()),
         _file("modules/options", f"{guestroot.MOUNT_OPTIONS}\n".encode()),
         *(_file(f"modules/{name}.ko", elf) for name, elf in order),
         _file("kd/twin_runner.py", _packaged("twin_runner.py")),
-        _file("kd/plan", "".join(f"{s.name}\n" for s in plan).encode()),
         *([_file("kd/compile-each", b"")] if compile_each else []),
+        *(_file(f"kd/{s.name}/{s.filename}", s.code.encode()) for s in plan),
     ]
-    for sample in plan:
-        entries += [
-            _file(f"kd/{sample.name}/{sample.filename}", sample.code.encode()),
-            _file(f"kd/{sample.name}/trigger", (sample.trigger + "\n").encode(), executable=True),
-        ]
     _write(out, entries)

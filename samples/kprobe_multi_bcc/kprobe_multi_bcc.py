@@ -15,6 +15,10 @@ kprobe fires, the program returns at once), and c is "disabled" by
 detaching it (its kprobe is unregistered) and "enabled" by attaching it
 again (a new kprobe).  A module's own function cannot be probed either:
 there is no module.
+
+bcc added detach_kprobe(event, fn_name) in 0.22; with an older bcc (0.18
+on Debian bullseye) this program keeps each program's perf descriptor
+itself, as detach() below shows.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from collections.abc import Callable
 from bcc import BPF
 
 NAME = "kprobe_multi_bcc"
+# bcc 0.22 added fn_name to detach_kprobe(): detaching one program of several on a function
+BY_PROGRAM = "fn_name" in inspect.signature(BPF.detach_kprobe).parameters
 
 BPF_TEXT = r"""
 #include <uapi/linux/ptrace.h>
@@ -103,6 +109,9 @@ class Twin:
         self.bpf = bpf
         self.say = say
         self.func = bpf.get_syscall_fnname("getppid").decode()
+        # bcc before 0.22 keys its perf descriptors by this event name alone
+        self.event = b"p_" + self.func.encode().replace(b"+", b"_").replace(b".", b"_")
+        self.fds: dict[str, int] = {}  # program -> descriptor, kept with bcc before 0.22
 
     def _calls(self, times: int) -> None:
         for _ in range(times):
@@ -113,29 +122,41 @@ class Twin:
         a, b, c = (hits[ct.c_int(i)].value for i in range(3))
         return f"a={a} b={b} c={c}"
 
+    def attach_one(self, prog: str) -> None:
+        self.bpf.attach_kprobe(event=self.func, fn_name=prog)
+        if not BY_PROGRAM:  # the descriptor bcc just stored is this program's
+            self.fds[prog] = self.bpf.kprobe_fds[self.event]
+
+    def detach_one(self, prog: str) -> None:
+        """Detach one program; the function's other programs stay attached."""
+        if BY_PROGRAM:
+            self.bpf.detach_kprobe(event=self.func, fn_name=prog)
+            return
+        # Older bcc closes the one descriptor it holds for the function:
+        # make it prog's, detach, then give bcc one still attached.
+        self.bpf.kprobe_fds[self.event] = self.fds.pop(prog)
+        self.bpf.detach_kprobe(event=self.func)
+        if self.fds:
+            self.bpf.kprobe_fds[self.event] = next(iter(self.fds.values()))
+
     def attach(self) -> None:
-        if "fn_name" not in inspect.signature(BPF.detach_kprobe).parameters:
-            raise RuntimeError(
-                "this bcc's detach_kprobe() takes no fn_name: it cannot detach"
-                " one of several programs attached to one function"
-            )
         cfg = self.bpf["kmu_cfg"]
         cfg[ct.c_int(0)] = ct.c_uint64(os.getpid())
         cfg[ct.c_int(1)] = ct.c_uint64(0)
         for prog in ("kmu_a", "kmu_b", "kmu_c"):
-            self.bpf.attach_kprobe(event=self.func, fn_name=prog)
+            self.attach_one(prog)
         listed = kprobes_listed(self.func)
         where = listed[0].split()[2] if listed else "?"
         self.say(f"{len(listed)} kprobes at {where}, b gated off")
         self._calls(3)
         self.say(f"phase 1, 3 calls: {self._hits()}")
-        self.bpf.detach_kprobe(event=self.func, fn_name="kmu_c")
+        self.detach_one("kmu_c")
         self._calls(2)
         self.say(f"phase 2, c detached, 2 calls: {self._hits()}")
-        self.bpf.attach_kprobe(event=self.func, fn_name="kmu_c")
+        self.attach_one("kmu_c")
         self._calls(4)
         self.say(f"phase 3, c attached again, 4 calls: {self._hits()}")
-        self.bpf.detach_kprobe(event=self.func, fn_name="kmu_c")
+        self.detach_one("kmu_c")
         self.say(f"c detached again: {len(kprobes_listed(self.func))} kprobes at {where}")
 
     def poll(self, timeout_ms: int) -> None:
@@ -144,7 +165,7 @@ class Twin:
     def finish(self) -> None:
         self._calls(1)
         for prog in ("kmu_a", "kmu_b"):
-            self.bpf.detach_kprobe(event=self.func, fn_name=prog)
+            self.detach_one(prog)
         self.say(f"detached after 1 more call: {self._hits()}")
 
 

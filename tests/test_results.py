@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -26,10 +28,13 @@ def test_newest_record_wins_per_sample_and_target(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*tmp"))
 
 
-def test_corrupt_file_is_named(tmp_path: Path) -> None:
-    (tmp_path / "20260101T000000Z-1.json").write_text('{"format": 1, "records": [')
-    with pytest.raises(ResultsError, match=r"20260101T000000Z-1\.json: not a readable results file"):
-        results.newest(tmp_path)
+def test_corrupt_file_is_named_and_left_out(tmp_path: Path) -> None:
+    results.save(tmp_path / "20260101T000000Z-1.json", {}, [_record("a", "t1", "pass")], {})
+    (tmp_path / "20260102T000000Z-1.json").write_text('{"format": 1, "records": [')
+    newest = results.newest(tmp_path)
+    assert list(newest.records) == [("a", "t1")]
+    assert len(newest.problems) == 1
+    assert re.match(r".*20260102T000000Z-1\.json: not JSON \(", newest.problems[0])
 
 
 def test_table_shows_build_load_checks_and_verdicts() -> None:
@@ -50,4 +55,35 @@ def test_table_shows_build_load_checks_and_verdicts() -> None:
 def test_other_format_version_is_named(tmp_path: Path) -> None:
     (tmp_path / "20260101T000000Z-1.json").write_text('{"format": 99, "records": [], "targets": {}}')
     with pytest.raises(ResultsError, match=r"format 99, this version reads 1"):
-        results.newest(tmp_path)
+        results.load_file(tmp_path / "20260101T000000Z-1.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"format":1,"records":[],"targets":{"debian-bookworm-amd64":"x"}}',
+         r"targets\.debian-bookworm-amd64: Input should be an object \(got 'x'\)"),
+        ('{"format":1,"run":{},"records":[{"sample":"a"}],"targets":{}}', r"records\.0\.target: Field required"),
+        ('{"format":1,"run":{},"records":[],"targets":{"../x":{}}}', r"targets\.\.\./x\.\[key\]: String should match"),
+        ('{"format":1,"run":{},"targets":{},"records":[{"sample":"a","target":"t","kind":"kmod","page":"p",'
+         '"source_hash":"h","verdict":"maybe"}]}', r"records\.0\.verdict: Input should be 'pass', 'fail'"),
+        ('{"format":1,"run":{},"targets":{},"records":[],"extra":1}', r"extra: Extra inputs are not permitted"),
+        ("[1, 2]", r"not a kprobe-docs results file"),
+    ],
+)  # fmt: skip
+def test_a_file_that_breaks_the_schema_is_named_with_its_field(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ResultsError, match=message):
+        results.parse(text, "foreign.json")
+
+
+def test_the_json_schema_describes_records_and_names() -> None:
+    schema = results.schema()
+    assert schema["title"] == "kprobe-docs results file"
+    record = schema["$defs"]["Record"]
+    assert record["properties"]["verdict"]["enum"] == ["pass", "fail", "not-claimed", "error", "skipped"]
+    assert list(schema["properties"]["targets"]["patternProperties"]) == [results.NAME_PATTERN]
+
+
+def test_the_published_schema_is_the_one_the_readers_check() -> None:
+    published = Path(__file__).resolve().parent.parent / "docs" / "results.schema.json"
+    assert json.loads(published.read_text()) == results.schema(), f"run: kprobe-docs results --schema > {published}"

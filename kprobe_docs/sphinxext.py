@@ -4,19 +4,28 @@ The directive re-reads its page with the extractor's parser (one parser, one
 set of errors), shows the code with a download of its sample directory, a
 badge per target and the log captured by the newest run on each target.  It
 only reads results; it never builds or runs anything.
+
+Results may come from machines we do not control, so nothing read from them
+is ever parsed as markup: every table, tab and log is built here as docutils
+nodes, and every string from a results file goes into a text or literal node
+(control characters shown as escapes).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 from docutils import nodes
 from docutils.parsers.rst import Directive, directives
-from docutils.statemachine import StringList
+from sphinx import addnodes
 from sphinx.application import Sphinx
+from sphinx.errors import ExtensionError
 from sphinx.util import logging
+from sphinx_design.shared import create_component
 
 from . import extract, results
 from .results import Record
@@ -24,7 +33,54 @@ from .sample import DIRECTIVE, OPTION_KEYS, Sample, SampleError
 
 LOGGER = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-LABELS = {"pass": "pass", "fail": "FAIL", "not-claimed": "not claimed"}
+LABELS = {
+    "pass": "pass",
+    "fail": "FAIL",
+    "not-claimed": "not claimed",
+    "error": "error: not judged",
+    "skipped": "skipped here",
+}
+# What a text node must not carry: C0 controls but tab and newline, DEL, and lone surrogates (not UTF-8).
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+Cell: TypeAlias = "str | nodes.Node"
+
+
+def shown(value: object) -> str:
+    """A string from a results file, as text: control characters as visible escapes (``\\x1b``)."""
+    return CONTROL_RE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", str(value))
+
+
+def _literal(value: object) -> nodes.literal:
+    return nodes.literal("", shown(value))
+
+
+def _para(*children: nodes.Node, classes: Sequence[str] = ()) -> nodes.paragraph:
+    return nodes.paragraph("", "", *children, classes=list(classes))
+
+
+def _lines_block(lines: Sequence[str], classes: Sequence[str] = ()) -> nodes.literal_block:
+    text = "\n".join(shown(line) for line in lines)
+    return nodes.literal_block(text, text, language="text", classes=list(classes))
+
+
+def _entry(cell: Cell) -> nodes.entry:
+    entry = nodes.entry()
+    entry += _para(nodes.Text(shown(cell))) if isinstance(cell, str) else _para(cell)
+    return entry
+
+
+def _table(header: Sequence[Cell], rows: Sequence[Sequence[Cell]], classes: Sequence[str] = ()) -> nodes.table:
+    """A table of text and nodes, built as nodes: no cell is ever parsed."""
+    table = nodes.table(classes=list(classes))
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    group += [nodes.colspec(colwidth=1) for _ in header]
+    head = nodes.thead()
+    head += nodes.row("", *(_entry(c) for c in header))
+    body = nodes.tbody()
+    body += [nodes.row("", *(_entry(c) for c in row)) for row in rows]
+    group += [head, body]
+    return table
 
 
 def _to_root(docname: str) -> str:
@@ -33,14 +89,12 @@ def _to_root(docname: str) -> str:
 
 
 def newest_results(app: Sphinx) -> results.Newest:
-    """The newest results, read once per build."""
+    """The newest results, read once per build; a file that cannot be used is a warning naming it."""
     cached: results.Newest | None = getattr(app, "_kd_results", None)
     if cached is None:
-        try:
-            cached = results.newest(Path(app.confdir) / "results")
-        except results.ResultsError as exc:
-            LOGGER.warning("kprobe-docs: %s", exc)
-            cached = results.Newest()
+        cached = results.newest(Path(app.confdir) / "results")
+        for problem in cached.problems:
+            LOGGER.warning("kprobe-docs: results file left out: %s", problem, type="kprobe-docs", subtype="results")
         app._kd_results = cached  # type: ignore[attr-defined]
     return cached
 
@@ -58,12 +112,11 @@ def label(record: Record) -> str:
 
 
 def _badge(record: Record, current: bool) -> nodes.inline:
-    verdict = record.verdict
     text = label(record)
     if not current:
         text += " (older source)"
-    badge = nodes.inline("", "", classes=["kd-badge", f"kd-{verdict}"])
-    badge += nodes.inline("", record.target, classes=["kd-badge-target"])
+    badge = nodes.inline("", "", classes=["kd-badge", f"kd-{record.verdict}"])
+    badge += nodes.inline("", shown(record.target), classes=["kd-badge-target"])
     badge += nodes.inline("", f" {text} ", classes=["kd-badge-verdict"])
     return badge
 
@@ -71,8 +124,12 @@ def _badge(record: Record, current: bool) -> nodes.inline:
 def _provenance(record: Record) -> str:
     p = record.provenance
     parts = [f"{p.get('kernel_package', '?')} {p.get('kernel_version', '')}".strip()]
+    if p.get("runner") == "host":
+        parts.append(f"on {p.get('machine', '?')}, {p.get('machine_kind', '?')}: {p.get('dmi_product', '?')}")
     if p.get("qemu"):
         parts.append(f"{p['qemu'].replace('QEMU emulator version', 'QEMU')} ({p.get('accelerator', '?')})")
+    if p.get("bcc"):
+        parts.append(", ".join(p.get(key, "?") for key in ("bcc", "llvm", "python")))
     parts.append(f"run {p.get('date', '?')}, harness {p.get('harness', '?')}, source {record.source_hash}")
     return "; ".join(parts)
 
@@ -86,23 +143,29 @@ def _captured_lines(record: Record) -> list[str]:
     return lines
 
 
-def captured_markdown(records: list[Record]) -> str:
-    """A tab per target with its verdict, provenance and captured log, as MyST."""
-    shown = [r for r in records if r.verdict != "not-claimed"]
-    if not shown:
-        return ""
-    out = ["::::{tab-set}", ":class: kd-captured-tabs"]
-    for record in shown:
-        out += [f":::{{tab-item}} {record.target}", f"**{label(record)}**", ""]
-        if record.reason:
-            out += [f"Result: `{record.reason.replace('`', chr(39))}`", ""]
-        out += [f"{{sub}}`{_provenance(record)}`", ""]
-        lines = _captured_lines(record)
-        if lines:
-            out += ["```{code-block} text", ":class: kd-captured", *lines, "```"]
-        out += [":::", ""]
-    out.append("::::")
-    return "\n".join(out)
+def _captured_tab(record: Record) -> nodes.container:
+    item = create_component("tab-item", classes=["sd-tab-item"], selected=False)
+    item += nodes.rubric("", "", nodes.Text(shown(record.target)), classes=["sd-tab-label"])
+    content = create_component("tab-content", classes=["sd-tab-content"])
+    content += _para(nodes.strong("", label(record)))
+    if record.reason:
+        content += _para(nodes.Text("Result: "), _literal(record.reason), classes=["kd-reason"])
+    content += _para(nodes.Text(shown(_provenance(record))), classes=["kd-provenance"])
+    lines = _captured_lines(record)
+    if lines:
+        content += _lines_block(lines, classes=["kd-captured"])
+    item += content
+    return item
+
+
+def captured(records: list[Record]) -> nodes.container | None:
+    """A tab per claimed target with its verdict, provenance and captured log; None when no target claims it."""
+    claimed = [r for r in records if r.verdict not in ("not-claimed", "skipped")]
+    if not claimed:
+        return None
+    tab_set = create_component("tab-set", classes=["sd-tab-set", "kd-captured-tabs"])
+    tab_set += [_captured_tab(record) for record in claimed]
+    return tab_set
 
 
 class SampleDirective(Directive):
@@ -128,18 +191,17 @@ class SampleDirective(Directive):
     def run(self) -> list[nodes.Node]:
         sample = self._sample()
         app = self.state.document.settings.env.app
-        section = nodes.container(classes=["kd-sample", f"kd-kind-{sample.kind}"])
+        section = nodes.container(classes=["kd-sample", f"kd-kind-{sample.kind}", f"kd-sample-{sample.name}"])
         caption = sample.extra.get("caption", sample.filename)
         section += nodes.paragraph("", "", nodes.strong("", caption), classes=["kd-caption"])
         section += self._badges(app, sample)
         language = "c" if sample.kind == "kmod" else "python"
-        code = nodes.literal_block(sample.code, sample.code, language=language, classes=["kd-code"])
-        section += code
+        section += nodes.literal_block(sample.code, sample.code, language=language, classes=["kd-code"])
         section += self._download(sample)
-        captured = captured_markdown(records_for(app, sample.name))
-        if captured:
+        tabs = captured(records_for(app, sample.name))
+        if tabs is not None:
             section += nodes.rubric("", "Captured output")
-            self.state.nested_parse(StringList(captured.splitlines(), source="kprobe-docs results"), 0, section)
+            section += tabs
         return [section]
 
     def _badges(self, app: Sphinx, sample: Sample) -> nodes.paragraph:
@@ -160,20 +222,17 @@ class SampleDirective(Directive):
         return nodes.paragraph("", "", link, classes=["kd-download"])
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    return [line(header), line(["---"] * len(header)), *(line(r) for r in rows)]
-
-
 class _ResultsTable(Directive):
     """Base of the directives that render a table from the newest results."""
 
     has_content = False
 
-    def lines(self, newest: results.Newest) -> list[str]:
+    def nodes_for(self, newest: results.Newest) -> list[nodes.Node]:
         raise NotImplementedError
+
+    @property
+    def docname(self) -> str:
+        return str(self.state.document.settings.env.docname)
 
     def run(self) -> list[nodes.Node]:
         app = self.state.document.settings.env.app
@@ -182,29 +241,31 @@ class _ResultsTable(Directive):
         if not newest.targets:
             container += nodes.paragraph("", "Not verified yet: no results. Run kprobe-docs verify.")
             return [container]
-        source = StringList(self.lines(newest), source="kprobe-docs results")
-        self.state.nested_parse(source, 0, container)
+        container += self.nodes_for(newest)
         return [container]
 
 
-def _provenance_notes(newest: results.Newest) -> list[str]:
-    notes = []
+def _provenance_notes(newest: results.Newest) -> nodes.bullet_list:
+    notes = nodes.bullet_list()
     for name, facts in sorted(newest.targets.items()):
         p = facts.get("provenance", {})
-        notes.append(
-            f"- `{name}`: {p.get('kernel_package', '?')} {p.get('kernel_version', '')}, run {p.get('date', '?')}"
-        )
-    return ["", *notes]
+        text = f": {p.get('kernel_package', '?')} {p.get('kernel_version', '')}, run {p.get('date', '?')}"
+        notes += nodes.list_item("", _para(_literal(name), nodes.Text(shown(text))))
+    return notes
+
+
+def _target_header(targets: list[str]) -> list[Cell]:
+    return [_literal(t) for t in targets]
 
 
 class KernelConfigDirective(_ResultsTable):
     """``kprobe-kernel-config``: the kprobes-related options of each target kernel's config."""
 
-    def lines(self, newest: results.Newest) -> list[str]:
+    def nodes_for(self, newest: results.Newest) -> list[nodes.Node]:
         targets = sorted(newest.targets)
         options = list(dict.fromkeys(o for t in targets for o in newest.targets[t].get("config", {})))
-        rows = [[f"`{o}`", *(newest.targets[t].get("config", {}).get(o, "?") for t in targets)] for o in options]
-        return [*_table(["option", *(f"`{t}`" for t in targets)], rows), *_provenance_notes(newest)]
+        rows = [[_literal(o), *(newest.targets[t].get("config", {}).get(o, "?") for t in targets)] for o in options]
+        return [_table(["option", *_target_header(targets)], rows), _provenance_notes(newest)]
 
 
 class DebugfsDirective(_ResultsTable):
@@ -216,56 +277,69 @@ class DebugfsDirective(_ResultsTable):
 
     optional_arguments = 1
 
-    def lines(self, newest: results.Newest) -> list[str]:
-        out: list[str] = []
+    def nodes_for(self, newest: results.Newest) -> list[nodes.Node]:
+        out: list[nodes.Node] = []
         for name, facts in sorted(newest.targets.items()):
             debugfs = facts.get("debugfs", {})
             if not debugfs:
                 continue
             entries = " ".join(debugfs.get("blacklist-entries", ["?"])).strip()
-            out += [f"**{name}**", "", "```text"]
+            lines: list[str] = []
             record = newest.records.get((self.arguments[0], name)) if self.arguments else None
             if record is not None and record.kprobes:
-                out += [f"# cat /sys/kernel/debug/kprobes/list    (with {record.sample} loaded)", *record.kprobes]
-            out += ["# cat /sys/kernel/debug/kprobes/enabled", *debugfs.get("enabled", [])]
-            out += ["# cat /proc/sys/debug/kprobes-optimization", *debugfs.get("kprobes-optimization", [])]
-            out += [f"# head -n 5 /sys/kernel/debug/kprobes/blacklist   ({entries} lines in all)"]
-            out += [*debugfs.get("blacklist-head", []), "```", ""]
-        return out + _provenance_notes(newest)
+                lines += [f"# cat /sys/kernel/debug/kprobes/list    (with {record.sample} loaded)", *record.kprobes]
+            lines += ["# cat /sys/kernel/debug/kprobes/enabled", *debugfs.get("enabled", [])]
+            lines += ["# cat /proc/sys/debug/kprobes-optimization", *debugfs.get("kprobes-optimization", [])]
+            lines += [f"# head -n 5 /sys/kernel/debug/kprobes/blacklist   ({entries} lines in all)"]
+            lines += debugfs.get("blacklist-head", [])
+            out += [_para(nodes.strong("", shown(name))), _lines_block(lines)]
+        return [*out, _provenance_notes(newest)]
 
 
-def _matrix_cell(record: Record | None) -> str:
+def _matrix_cell(record: Record | None) -> Cell:
     if record is None:
         return "no result"
-    return "**FAIL**" if record.verdict == "fail" else label(record)
+    return nodes.strong("", label(record)) if record.verdict in ("fail", "error") else label(record)
+
+
+def doc_link(docname: str, text: str, known: set[str]) -> Cell:
+    """A link to another page of the site, resolved by Sphinx; plain text when no such page exists."""
+    if docname not in known:
+        return text
+    ref: nodes.Node = addnodes.pending_xref(
+        "", refdomain="std", reftype="doc", reftarget=f"/{docname}", refexplicit=True, refwarn=True
+    )
+    ref += nodes.inline("", shown(text), classes=["xref", "std", "std-doc"])
+    return ref
 
 
 class MatrixDirective(_ResultsTable):
     """``kprobe-matrix``: page samples x targets, pass / fail / not claimed, linked to their pages."""
 
-    def lines(self, newest: results.Newest) -> list[str]:
+    def nodes_for(self, newest: results.Newest) -> list[nodes.Node]:
         targets = sorted(newest.targets)
+        known = set(self.state.document.settings.env.found_docs)
         pages = {s: r.page for (s, _), r in newest.records.items() if r.page.startswith("docs/")}
-        rows = []
+        rows: list[list[Cell]] = []
         for sample in sorted(pages):
-            link = f"[{sample}](/{pages[sample].removeprefix('docs/')})"
+            link = doc_link(pages[sample].removeprefix("docs/").removesuffix(".md"), sample, known)
             rows.append([link, *(_matrix_cell(newest.records.get((sample, t))) for t in targets)])
-        return [*_table(["sample", *(f"`{t}`" for t in targets)], rows), *_provenance_notes(newest)]
+        return [_table(["sample", *_target_header(targets)], rows), _provenance_notes(newest)]
 
 
 class ArchesDirective(_ResultsTable):
     """``kprobe-arches``: per architecture, the kernels verified and how many samples passed."""
 
-    def lines(self, newest: results.Newest) -> list[str]:
-        rows = []
+    def nodes_for(self, newest: results.Newest) -> list[nodes.Node]:
+        rows: list[list[Cell]] = []
         for arch in sorted({f.get("arch", "?") for f in newest.targets.values()}):
-            targets = sorted(t for t, f in newest.targets.items() if f.get("arch") == arch)
+            targets = sorted(t for t, f in newest.targets.items() if f.get("arch", "?") == arch)
             mine = [r for (_, t), r in newest.records.items() if t in targets and r.page.startswith("docs/")]
             claimed = [r for r in mine if r.verdict != "not-claimed"]
             passed = sum(r.verdict == "pass" for r in claimed)
-            kernels = ", ".join(f"`{t}`" for t in targets)
+            kernels = _para(*(_literal(t) for t in targets))
             rows.append([arch, kernels, f"{passed} of {len(claimed)} sample runs pass"])
-        return _table(["Debian arch", "targets verified", "results"], rows)
+        return [_table(["Debian arch", "targets verified", "results"], rows)]
 
 
 class ListedDirective(_ResultsTable):
@@ -273,21 +347,21 @@ class ListedDirective(_ResultsTable):
 
     required_arguments = 1
 
-    def lines(self, newest: results.Newest) -> list[str]:
-        rows = []
+    def nodes_for(self, newest: results.Newest) -> list[nodes.Node]:
+        rows: list[list[Cell]] = []
         for target in sorted(newest.targets):
             record = newest.records.get((self.arguments[0], target))
             if record is not None and record.kprobes:
                 kernel = record.provenance.get("kernel_release", "?")
-                rows += [[f"`{target}`", f"`{kernel}`", f"`{line.strip()}`"] for line in record.kprobes]
-        return _table(["target", "kernel", "/sys/kernel/debug/kprobes/list"], rows)
+                rows += [[_literal(target), _literal(kernel), _literal(line.strip())] for line in record.kprobes]
+        return [_table(["target", "kernel", "/sys/kernel/debug/kprobes/list"], rows)]
 
 
 class BccBootsDirective(_ResultsTable):
     """``kprobe-bcc-boots``: per target, what the boot running the bcc twins cost and ran with."""
 
-    def lines(self, newest: results.Newest) -> list[str]:
-        rows = []
+    def nodes_for(self, newest: results.Newest) -> list[nodes.Node]:
+        rows: list[list[Cell]] = []
         for target in sorted(newest.targets):
             bcc = newest.targets[target].get("bcc") or {}
             if not bcc:
@@ -295,16 +369,12 @@ class BccBootsDirective(_ResultsTable):
             said = dict(line.split(" ", 1) for line in bcc.get("runner", []) if " " in line)
             boots = ", ".join(f"{seconds:.1f} s" for seconds in bcc.get("boot_seconds", []))
             total = f"{bcc['seconds']:.1f} s" if "seconds" in bcc else "?"
-            versions = f"python {said['python']}" if "python" in said else "?"
-            rows.append([f"`{target}`", versions, boots or "?", said.get("compiled", "?"), total])
-        header = ["target", "python, bcc", "QEMU start to agent", "one compile of all twins", "whole bcc boot"]
-        return [*_table(header, rows), *_provenance_notes(newest)]
-
-
-def _api_cell(prefix: str, target: str, probe: str, found: dict[str, Any] | None) -> str:
-    if found is None:
-        return "?"
-    return f'<a href="{prefix}_logs/{target}/api-{probe}.txt">{"yes" if found["available"] else "no"}</a>'
+            versions = ", ".join(bcc.get("versions", {}).values()) or (
+                f"python {said['python']}" if "python" in said else "?"
+            )
+            rows.append([_literal(target), versions, boots or "?", said.get("compiled", "?"), total])
+        header = ["target", "bcc, LLVM, python", "QEMU start to agent", "one compile of all twins", "whole bcc boot"]
+        return [_table(header, rows), _provenance_notes(newest)]
 
 
 class ApiMatrixDirective(_ResultsTable):
@@ -313,17 +383,88 @@ class ApiMatrixDirective(_ResultsTable):
     Each cell links to the probe's build log, written into the site under ``_logs/``.
     """
 
-    def lines(self, newest: results.Newest) -> list[str]:
+    def nodes_for(self, newest: results.Newest) -> list[nodes.Node]:
         targets = [t for t in sorted(newest.targets) if newest.targets[t].get("api")]
-        probes = list(dict.fromkeys(p for t in targets for p in newest.targets[t]["api"]))
-        prefix = _to_root(self.state.document.settings.env.docname)
-        rows = []
+        probes = list(dict.fromkeys(p for t in targets for p in newest.targets[t].get("api", {})))
+        prefix = _to_root(self.docname)
+        rows: list[list[Cell]] = []
         for probe in probes:
-            found = [newest.targets[t]["api"].get(probe) for t in targets]
+            found = [newest.targets[t].get("api", {}).get(probe) for t in targets]
             what = next(f["what"] for f in found if f)
-            cells = [_api_cell(prefix, t, probe, f) for t, f in zip(targets, found, strict=True)]
-            rows.append([f"`{probe}`: {what}", *cells])
-        return [*_table(["API", *(f"`{t}`" for t in targets)], rows), *_provenance_notes(newest)]
+            cells: list[Cell] = []
+            for target, probed in zip(targets, found, strict=True):
+                text = "?" if probed is None else ("yes" if probed["available"] else "no")
+                uri = f"{prefix}_logs/{target}/api-{probe}.txt"  # names are checked by the results schema
+                cells.append(text if probed is None else nodes.reference("", text, refuri=uri))
+            rows.append([_para(_literal(probe), nodes.Text(shown(f": {what}"))), *cells])
+        return [_table(["API", *_target_header(targets)], rows), _provenance_notes(newest)]
+
+
+def is_machine(facts: results.TargetFacts) -> bool:
+    """A target verified on a test machine (``--target host``), not in a QEMU guest of ours."""
+    return facts.get("provenance", {}).get("runner") == "host"
+
+
+class MachinesDirective(_ResultsTable):
+    """``kprobe-machines``: the test machines whose results the pages show, and what they are."""
+
+    def nodes_for(self, newest: results.Newest) -> list[nodes.Node]:
+        rows: list[list[Cell]] = []
+        for target, facts in sorted(newest.targets.items()):
+            if not is_machine(facts):
+                continue
+            p = facts.get("provenance", {})
+            mine = [r for (_, t), r in newest.records.items() if t == target and r.verdict not in ("not-claimed",)]
+            passed = sum(r.verdict == "pass" for r in mine)
+            machine = (
+                f"{p.get('machine', '?')}: {p.get('dmi_vendor', '?')} {p.get('dmi_product', '?')}, {p.get('cpu', '?')}"
+            )
+            firmware = f"{p.get('secure_boot', '?')}; lockdown {p.get('lockdown', '?')}"
+            kernel = f"{p.get('kernel_package', '?')} {p.get('kernel_version', '')}"
+            rows.append([_literal(target), machine, p.get("machine_kind", "?"), p.get("os", "?"), kernel, firmware,
+                         f"{passed} of {len(mine)} pass", p.get("date", "?")])  # fmt: skip
+        if not rows:
+            return [_para(nodes.Text("No results from test machines yet: run kprobe-docs verify --target host on one, "
+                                     "then kprobe-docs results import its results file here."))]  # fmt: skip
+        header = ["target", "machine", "kind", "system", "kernel", "firmware", "samples", "run"]
+        return [_table(header, rows)]
+
+
+def _fixture_titles(text: str) -> list[tuple[int, str]]:
+    """(line, title) of each second-level heading of a fixtures page."""
+    return [(n, line[3:].strip()) for n, line in enumerate(text.splitlines(), start=1) if line.startswith("## ")]
+
+
+class FaultsDirective(Directive):
+    """``kprobe-faults``: each fault fixture of verify/fixtures/, what goes wrong in it, and what runs reported.
+
+    The fixtures are test data, not pages: read here with the extractor, and
+    shown with the newest verdict and reason on every target that ran them.
+    """
+
+    has_content = False
+
+    def run(self) -> list[nodes.Node]:
+        env = self.state.document.settings.env
+        root = Path(env.app.confdir)
+        path = root / extract.FIXTURES / "faults.md"
+        env.note_dependency(str(path))
+        text = path.read_text()
+        titles = _fixture_titles(text)
+        newest = newest_results(env.app)
+        out: list[nodes.Node] = []
+        for sample in extract.samples_in_text(text, path.relative_to(root).as_posix()):
+            title = next((name for line, name in reversed(titles) if line < sample.line), sample.name)
+            wanted = "must pass" if sample.name.startswith("fixture_") else "must fail, for its own reason"
+            out.append(nodes.rubric("", title))
+            out.append(_para(_literal(sample.name), nodes.Text(f": {wanted}.")))
+            found = [r for (s, _), r in sorted(newest.records.items()) if s == sample.name]
+            rows: list[list[Cell]] = [[_literal(r.target), label(r), _literal(r.reason or "-")] for r in found]
+            if rows:
+                out.append(_table(["target", "verdict", "what kprobe-docs reported"], rows))
+            else:
+                out.append(_para(nodes.Text("Not run yet: the verify suite runs the fixtures (tox -e verify).")))
+        return out
 
 
 def _write_logs(app: Sphinx, newest: results.Newest) -> None:
@@ -331,7 +472,7 @@ def _write_logs(app: Sphinx, newest: results.Newest) -> None:
         directory = Path(app.outdir) / "_logs" / target
         directory.mkdir(parents=True, exist_ok=True)
         for probe, found in facts.get("api", {}).items():
-            (directory / f"api-{probe}.txt").write_text(found["log"])
+            (directory / f"api-{probe}.txt").write_text(found["log"], errors="replace")
 
 
 def _write_files(app: Sphinx, exception: Exception | None) -> None:
@@ -346,8 +487,17 @@ def _write_files(app: Sphinx, exception: Exception | None) -> None:
             shutil.make_archive(str(out / directory.name), "zip", directory.parent, directory.name)
 
 
+def _check_samples(app: Sphinx) -> None:
+    """Every sample of the site at once: a name defined twice stops the build, naming both places."""
+    try:
+        extract.collect(Path(app.srcdir), Path(app.confdir))
+    except SampleError as exc:
+        raise ExtensionError(f"kprobe-docs: {exc}") from exc
+
+
 def _add_static(app: Sphinx) -> None:
     app.config.html_static_path.append(str(STATIC))
+    _check_samples(app)
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
@@ -359,6 +509,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("kprobe-api-matrix", ApiMatrixDirective)
     app.add_directive("kprobe-listed", ListedDirective)
     app.add_directive("kprobe-bcc-boots", BccBootsDirective)
+    app.add_directive("kprobe-faults", FaultsDirective)
+    app.add_directive("kprobe-machines", MachinesDirective)
     app.connect("builder-inited", _add_static)
     app.connect("build-finished", _write_files)
     app.add_css_file("kprobe-docs.css")

@@ -101,14 +101,24 @@ def test_results_tables_render_with_log_links(tmp_path: Path) -> None:
     (project / "docs" / "index.md").write_text(GOOD + "\n```{toctree}\ntables\n```\n")
     record = Record("demo_mod", "t-amd64", "kmod", "docs/index.md", "h", "pass", kprobes=["ffff  k  f+0x4    [FTRACE]"])
     record.provenance = {"kernel_release": "6.12.1-amd64"}
-    api = {"fprobe": {"available": False, "what": "fprobe", "problem": "e", "log": "fprobe.c:5: error: x\n"}}
-    facts = {"arch": "amd64", "config": {"CONFIG_KPROBES": "y"}, "api": api, "provenance": {}}
+    api: dict[str, results.ApiProbe] = {
+        "fprobe": {"available": False, "what": "fprobe", "problem": "e", "log": "fprobe.c:5: error: x\n"}
+    }
+    facts: results.TargetFacts = {"arch": "amd64", "config": {"CONFIG_KPROBES": "y"}, "api": api, "provenance": {}}
     results.save(project / "results" / "20260101T000000Z-1.json", {}, [record], {"t-amd64": facts})
     proc = _build(project)
     assert proc.returncode == 0, proc.stderr
     html = (project / "out" / "tables.html").read_text()
     assert '<code class="docutils literal notranslate"><span class="pre">CONFIG_KPROBES</span></code>' in html
-    assert '<a href="_logs/t-amd64/api-fprobe.txt">no</a>' in html
+    assert '<a class="reference external" href="_logs/t-amd64/api-fprobe.txt">no</a>' in html
     assert (project / "out" / "_logs" / "t-amd64" / "api-fprobe.txt").read_text() == "fprobe.c:5: error: x\n"
     assert "f+0x4" in html and "6.12.1-amd64" in html
-    assert 'href="index.html"><span class="std std-doc">demo_mod</span></a>' in html
+    assert '<a class="reference internal" href="index.html"><span class="doc">demo_mod</span></a>' in html
+
+
+def test_a_sample_name_defined_on_two_pages_stops_the_build_naming_both(tmp_path: Path) -> None:
+    project = _project(tmp_path, GOOD + "\n```{toctree}\nother\n```\n")
+    (project / "docs" / "other.md").write_text("# Other\n\nText.\n\n" + GOOD.split("\n", 2)[2])
+    proc = _build(project)
+    assert proc.returncode != 0
+    assert "docs/other.md:5: sample 'demo_mod' already defined at docs/index.md:3" in proc.stderr

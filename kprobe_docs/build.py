@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import interrupt
 from .arches import ARCHES
 from .buildenv import BuildEnv, Kernel, chroot_command
 from .sample import Sample
@@ -51,31 +52,55 @@ def _status(sample: Sample, returncode: int, log: str) -> str:
     return "ok" if built else "failed"
 
 
-def _command(kernel: Kernel, sample: Sample, inside: Path) -> list[str]:
+def _command(headers: str, make_vars: tuple[str, ...], sample: Sample, inside: Path) -> list[str]:
     if sample.kind == "bcc":
         return ["python3", "-W", "error", "-m", "py_compile", str(inside / sample.filename)]
-    return ["make", *ARCHES[kernel.arch].make_vars, "-C", kernel.headers, f"M={inside}", "modules"]
+    return ["make", *make_vars, "-C", headers, f"M={inside}", "modules"]
+
+
+def _build_dir(kernel: Kernel) -> Path:
+    """This process's build directory for ``kernel``, inside the chroot."""
+    return Path("/kd-build") / f"{kernel.target}-{os.getpid()}"
+
+
+def remove_build_dir(env: BuildEnv, kernel: Kernel) -> None:
+    """Remove this process's build directory for ``kernel`` from the chroot, once its builds are done,
+    and those of runs that ended without removing theirs (killed, or a machine that went down)."""
+    mine = env.root / _build_dir(kernel).relative_to("/")
+    ended = [
+        d for d in mine.parent.glob(f"{kernel.target}-*") if not Path(f"/proc/{d.name.rsplit('-', 1)[1]}").exists()
+    ]
+    for directory in [mine, *ended]:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def build_sample(env: BuildEnv, kernel: Kernel, sample_dir: Path, sample: Sample, out: Path) -> BuildResult:
-    """Build ``sample_dir`` for ``kernel``; results go to ``out`` (replaced)."""
-    inside = Path("/kd-build") / f"{kernel.target}-{os.getpid()}" / sample.name
-    work = env.root / inside.relative_to("/")
+    """Build ``sample_dir`` for ``kernel`` in the release's chroot; results go to ``out`` (replaced)."""
+    inside = _build_dir(kernel) / sample.name
+    argv = _command(kernel.headers, ARCHES[kernel.arch].make_vars, sample, inside)
+    return _build(
+        sample, sample_dir, env.root / inside.relative_to("/"), inside, argv, chroot_command(env.root, argv), out
+    )
+
+
+def build_on_host(headers: Path, sample_dir: Path, sample: Sample, work: Path, out: Path) -> BuildResult:
+    """Build ``sample_dir`` on this machine against ``headers`` (its running kernel's), in ``work``."""
+    argv = _command(str(headers), (), sample, work / sample.name)
+    return _build(sample, sample_dir, work / sample.name, work / sample.name, argv, argv, out)
+
+
+def _build(
+    sample: Sample, sample_dir: Path, work: Path, shown: Path, argv: list[str], command: list[str], out: Path
+) -> BuildResult:
+    """Copy the sample to ``work`` (``shown`` is how the build sees it), run ``command``, keep the log in ``out``."""
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(sample_dir, work)
-    argv = _command(kernel, sample, inside)
     started = time.monotonic()
     try:
-        # Its own session: an interrupt reaches the run, which stops builds and guests itself.
-        proc = subprocess.run(
-            chroot_command(env.root, argv),
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            start_new_session=True,
-        )
+        # Its own process group, ended with everything make started on an interrupt or a timeout.
+        proc = interrupt.run(command, timeout=BUILD_TIMEOUT)
         # Paths relative to the sample, as a reader building it by hand would see them.
-        log, returncode = (proc.stdout + proc.stderr).replace(f"{inside}/", ""), proc.returncode
+        log, returncode = (proc.stdout + proc.stderr).replace(f"{shown}/", ""), proc.returncode
     except subprocess.TimeoutExpired:
         log, returncode = f"build timed out after {BUILD_TIMEOUT} s\n", -1
     seconds = time.monotonic() - started

@@ -14,18 +14,16 @@ corrupt preparation and is made again.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from . import interrupt, locks
 from .arches import ARCHES, HOST_ARCH, apt_suffix
 from .paths import cache_dir
 from .targets import Mirror, Target
@@ -62,6 +60,8 @@ class Kernel:
     config: str  # the headers' .config, absolute path on the host
     busybox: str  # a static busybox for the guest, absolute path on the host
     modules: str  # the kernel's modules tree (lib/modules/<release>) on the host; empty if it has none
+    image_sha256: str = ""  # of the unpacked image, recorded when it was fetched and checked before use
+    image_size: int = 0
 
     def config_values(self, options: tuple[str, ...]) -> dict[str, str]:
         """Values of ``options`` in the kernel's config ("n" when unset)."""
@@ -120,20 +120,19 @@ def chroot_command(root: Path, argv: list[str]) -> list[str]:
 
 
 def _run_logged(argv: list[str], log: Path, progress: Progress, what: str) -> None:
-    """Run ``argv``, copy its output to ``log`` and its ``I:`` lines to progress."""
+    """Run ``argv``, copy its output to ``log`` and its ``I:``/``W:``/``E:`` lines to progress."""
     with log.open("a") as out:
         out.write(f"$ {' '.join(argv)}\n")
         out.flush()
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            if line.startswith(("I: ", "E: ", "W: ")):
-                progress(f"  {what}: {line.strip()}")
-        if proc.wait() != 0:
-            raise BuildEnvError(f"{what} failed (exit {proc.returncode}); see {log}")
+
+        def line(text: str) -> None:
+            out.write(text)
+            if text.startswith(("I: ", "E: ", "W: ")):
+                progress(f"  {what}: {text.strip()}")
+
+        status = interrupt.stream(argv, line)
+    if status != 0:
+        raise BuildEnvError(f"{what} failed (exit {status}); see {log}")
 
 
 def _mmdebstrap(spec: dict[str, object], root: Path, log: Path, progress: Progress) -> None:
@@ -154,7 +153,7 @@ def _mmdebstrap(spec: dict[str, object], root: Path, log: Path, progress: Progre
 
 
 def _dpkg_deb(*args: str) -> str:
-    proc = subprocess.run(["dpkg-deb", *args], capture_output=True, text=True)
+    proc = interrupt.run(["dpkg-deb", *args])
     if proc.returncode != 0:
         raise BuildEnvError(f"dpkg-deb {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc.stdout
@@ -190,7 +189,7 @@ def _sha256(path: Path) -> str:
 
 
 def _in_chroot(root: Path, script: str) -> str:
-    proc = subprocess.run(chroot_command(root, ["sh", "-c", script]), capture_output=True, text=True)
+    proc = interrupt.run(chroot_command(root, ["sh", "-c", script]))
     if proc.returncode != 0:
         raise BuildEnvError(f"in the chroot, {script!r} failed: {proc.stderr.strip()[-500:]}")
     return proc.stdout
@@ -241,19 +240,17 @@ def _find_image(root: Path, target: Target, log: Path) -> tuple[Path, str, str]:
 
 def _extract(deb: Path, destination: Path) -> None:
     destination.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(destination)], capture_output=True, text=True)
+    proc = interrupt.run(["dpkg-deb", "-x", str(deb), str(destination)])
     if proc.returncode != 0:
         raise BuildEnvError(f"cannot unpack {deb} into {destination}: {proc.stderr.strip()}")
 
 
 def _unpack_over(deb: Path, root: Path) -> None:
     """Unpack into ``root`` keeping its symlinked directories (merged /usr): not ``dpkg-deb -x``."""
-    tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
-    untar = subprocess.run(["tar", "-x", "--keep-directory-symlink", "-C", str(root)], stdin=tar.stdout)
-    assert tar.stdout is not None
-    tar.stdout.close()  # dpkg-deb must not block on a pipe nobody reads
-    if tar.wait() != 0 or untar.returncode != 0:
-        raise BuildEnvError(f"cannot unpack {deb} into {root}")
+    script = 'dpkg-deb --fsys-tarfile "$1" | tar -x --keep-directory-symlink -C "$2"'
+    proc = interrupt.run(["bash", "-o", "pipefail", "-c", script, "unpack", str(deb), str(root)])
+    if proc.returncode != 0:
+        raise BuildEnvError(f"cannot unpack {deb} into {root}: {proc.stderr.strip()[-500:]}")
 
 
 def _foreign_headers(root: Path, target: Target, release: str, log: Path) -> None:
@@ -316,6 +313,7 @@ def _fetch_kernel(directory: Path, target: Target, log: Path, progress: Progress
     headers = f"/usr/src/linux-headers-{release}"
     if not (root / headers.lstrip("/") / ".config").is_file():
         raise BuildEnvError(f"{target.name}: kernel {release} has no matching headers in the chroot ({headers})")
+    vmlinuz = unpacked / image
     return Kernel(
         target=target.name,
         arch=target.arch,
@@ -323,24 +321,68 @@ def _fetch_kernel(directory: Path, target: Target, log: Path, progress: Progress
         package=_deb_field(deb, "Package"),
         version=_deb_field(deb, "Version"),
         sha256=_sha256(deb),
-        vmlinuz=str(unpacked / image),
+        vmlinuz=str(vmlinuz),
         headers=headers,
         config=str(root / headers.lstrip("/") / ".config"),
         busybox=str(_busybox(directory, target, log)),
         modules=_modules_tree(directory, target, release, log, progress),
+        image_sha256=_sha256(vmlinuz),
+        image_size=vmlinuz.stat().st_size,
     )
+
+
+PATH_FIELDS = ("vmlinuz", "config", "busybox", "modules")  # stored relative to the environment's directory
 
 
 def _load(directory: Path, spec: dict[str, object]) -> BuildEnv | None:
     try:
         stamp = json.loads((directory / STAMP).read_text())
-        kernels = {name: Kernel(**k) for name, k in stamp["kernels"].items()}
+        kernels = {name: _resolved(Kernel(**k), directory) for name, k in stamp["kernels"].items()}
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    files = [Path(p) for k in kernels.values() for p in (k.vmlinuz, k.config, k.busybox)]
+    files = [Path(p) for k in kernels.values() for p in (k.config, k.busybox)]
     trees = [Path(k.modules) for k in kernels.values() if k.modules]
     intact = stamp.get("recipe") == spec and all(p.is_file() for p in files) and all(map(_complete_tree, trees))
     return BuildEnv(str(spec["release"]), directory, kernels) if intact else None
+
+
+def _resolved(kernel: Kernel, directory: Path) -> Kernel:
+    """A stamp's kernel with its paths made absolute (an older stamp's absolute paths are kept)."""
+
+    def absolute(value: str) -> str:
+        return str(directory / value) if value else ""
+
+    return replace(
+        kernel,
+        vmlinuz=absolute(kernel.vmlinuz),
+        config=absolute(kernel.config),
+        busybox=absolute(kernel.busybox),
+        modules=absolute(kernel.modules),
+    )
+
+
+def _relative(kernel: Kernel, directory: Path) -> dict[str, object]:
+    """A kernel as its stamp holds it: paths relative to the environment, so that the cache can move."""
+    fields = asdict(kernel)
+    for name in PATH_FIELDS:
+        if fields[name]:
+            fields[name] = str(Path(fields[name]).relative_to(directory))
+    return fields
+
+
+def image_problem(kernel: Kernel) -> str:
+    """Why the cached kernel image cannot be trusted, or "" when its size and hash are those recorded."""
+    path = Path(kernel.vmlinuz)
+    if not kernel.image_sha256:
+        return "no size and hash were recorded for it"
+    if not path.is_file():
+        return "it is missing"
+    size = path.stat().st_size
+    if size != kernel.image_size:
+        return f"{size} bytes, {kernel.image_size} when fetched"
+    if _sha256(path) != kernel.image_sha256:
+        return "its sha256 differs from the one recorded when it was fetched"
+    return ""
 
 
 def cached(targets: list[Target], mirror: Mirror) -> BuildEnv | None:
@@ -352,24 +394,36 @@ def cached(targets: list[Target], mirror: Mirror) -> BuildEnv | None:
     return env
 
 
-@contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock beside ``directory`` (parallel targets, concurrent runs)."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with directory.with_name(directory.name + ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
 def prepare(targets: list[Target], mirror: Mirror, progress: Progress) -> BuildEnv:
-    """The environment shared by ``targets`` (siblings: same release and pin), cached or made."""
+    """The environment shared by ``targets`` (siblings: same release and pin), cached or made.
+
+    What the cache holds is checked, not trusted: a kernel image whose size or
+    hash is not the one recorded when it was fetched is fetched again.
+    """
     directory = env_directory(recipe(targets, mirror))
-    with _locked(directory):
+    lock = directory.with_name(directory.name + ".lock")
+    with locks.held(lock, f"the build environment {directory.name}", progress):
         env = cached(targets, mirror)
-        if env is not None:
-            progress(f"{env.release}: build environment cached in {directory}")
-            return _retry_modules(env, targets, mirror, progress)
-        return _make(targets, mirror, directory, progress)
+        if env is None:
+            return _make(targets, mirror, directory, progress)
+        progress(f"{env.release}: build environment cached in {directory}")
+        env = _retry_modules(env, targets, mirror, progress)
+        return _repair_images(env, targets, mirror, progress)
+
+
+def _repair_images(env: BuildEnv, targets: list[Target], mirror: Mirror, progress: Progress) -> BuildEnv:
+    """Fetch again every kernel image of the environment that is not as it was fetched."""
+    kernels = dict(env.kernels)
+    for target in targets:
+        problem = image_problem(kernels[target.name])
+        if problem:
+            where = kernels[target.name].vmlinuz
+            progress(f"{target.name}: the cached kernel image {where} cannot be used ({problem}): fetching it again")
+            kernels[target.name] = _fetch_kernel(env.directory, target, env.directory / "prepare.log", progress)
+    if kernels == env.kernels:
+        return env
+    _write_stamp(env.directory, recipe(targets, mirror), kernels)
+    return BuildEnv(env.release, env.directory, kernels)
 
 
 def _retry_modules(env: BuildEnv, targets: list[Target], mirror: Mirror, progress: Progress) -> BuildEnv:
@@ -386,8 +440,28 @@ def _retry_modules(env: BuildEnv, targets: list[Target], mirror: Mirror, progres
     return BuildEnv(env.release, env.directory, kernels)
 
 
+def _mounts_under(directory: Path) -> list[str]:
+    """Mount points at or below ``directory`` (an interrupted mmdebstrap may leave /dev or /proc mounted)."""
+    inside = str(directory.resolve())
+    found = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        point = line.split()[1].replace("\\040", " ")
+        if point == inside or point.startswith(inside + "/"):
+            found.append(point)
+    return found
+
+
+def remove_tree(directory: Path) -> None:
+    """Remove a half-made environment, never crossing into a file system still mounted in it."""
+    for point in sorted(_mounts_under(directory), key=len, reverse=True):
+        proc = interrupt.run(["umount", "--lazy", point])
+        if proc.returncode != 0:
+            raise BuildEnvError(f"{point} is still mounted and cannot be unmounted: {proc.stderr.strip()}")
+    shutil.rmtree(directory)
+
+
 def _write_stamp(directory: Path, spec: dict[str, object], kernels: dict[str, Kernel]) -> None:
-    stamp = {"recipe": spec, "kernels": {n: asdict(k) for n, k in kernels.items()}}
+    stamp = {"recipe": spec, "kernels": {n: _relative(k, directory) for n, k in kernels.items()}}
     tmp = directory / (STAMP + ".tmp")
     tmp.write_text(json.dumps(stamp, indent=2))
     os.replace(tmp, directory / STAMP)
@@ -400,12 +474,15 @@ def _make(targets: list[Target], mirror: Mirror, directory: Path, progress: Prog
         raise BuildEnvError(f"{name}: making a build chroot needs root (mmdebstrap --mode=root, chroot)")
     if directory.exists():
         progress(f"{name}: discarding an incomplete build environment in {directory}")
-        shutil.rmtree(directory)
+        remove_tree(directory)
     directory.mkdir(parents=True)
     log = directory / "prepare.log"
     progress(f"{name}: making the build chroot with mmdebstrap (about a minute); log: {log}")
     _mmdebstrap(spec, directory / "root", log, progress)
-    kernels = {t.name: _fetch_kernel(directory, t, log, progress) for t in targets}
+    kernels = {}
+    for target in targets:
+        interrupt.check()
+        kernels[target.name] = _fetch_kernel(directory, target, log, progress)
     _write_stamp(directory, spec, kernels)
     for kernel in kernels.values():
         progress(f"{name}: {kernel.target} kernel {kernel.package} {kernel.version}")

@@ -60,3 +60,37 @@ def test_stamp_with_other_recipe_missing_file_or_garbage_is_not_prepared(
     (directory / buildenv.STAMP).write_text('{"recipe": ')
     assert buildenv._load(directory, spec) is None
     assert buildenv.cached(siblings, MIRROR) is None
+
+
+def test_a_stamp_holds_paths_relative_to_its_environment_so_the_cache_can_move(
+    siblings: list[Target], tmp_path: Path
+) -> None:
+    spec = buildenv.recipe(siblings, MIRROR)
+    directory = buildenv.env_directory(spec)
+    directory.mkdir(parents=True)
+    image = directory / "kernels" / "vmlinuz"
+    image.parent.mkdir()
+    image.write_bytes(b"kernel image")
+    kernel = buildenv.Kernel(
+        siblings[0].name, "amd64", "6.1.0-1-amd64", "p", "6.1.1-1", "0", str(image), "/h",
+        str(directory / "config"), str(directory / "busybox"), "", buildenv._sha256(image), image.stat().st_size,
+    )  # fmt: skip
+    stored = buildenv._relative(kernel, directory)
+    assert stored["vmlinuz"] == "kernels/vmlinuz" and stored["config"] == "config" and stored["modules"] == ""
+    moved = tmp_path / "elsewhere"
+    assert buildenv._resolved(buildenv.Kernel(**stored), moved).vmlinuz == str(moved / "kernels" / "vmlinuz")  # type: ignore[arg-type]
+
+
+def test_a_damaged_kernel_image_is_told_from_a_sound_one(tmp_path: Path) -> None:
+    image = tmp_path / "vmlinuz"
+    image.write_bytes(b"x" * 1000)
+    kernel = buildenv.Kernel("t", "amd64", "r", "p", "v", "0", str(image), "/h", "c", "b", "", "", 0)
+    assert buildenv.image_problem(kernel) == "no size and hash were recorded for it"
+    sound = buildenv.Kernel(**{**kernel.__dict__, "image_sha256": buildenv._sha256(image), "image_size": 1000})
+    assert buildenv.image_problem(sound) == ""
+    image.write_bytes(b"x" * 10)
+    assert buildenv.image_problem(sound) == "10 bytes, 1000 when fetched"
+    image.write_bytes(b"y" * 1000)
+    assert buildenv.image_problem(sound) == "its sha256 differs from the one recorded when it was fetched"
+    image.unlink()
+    assert buildenv.image_problem(sound) == "it is missing"

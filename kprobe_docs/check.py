@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
-from .qemu import SampleRun
+from .markers import SampleRun
+from .results import Status
 from .sample import Sample
 
 # Kernel log lines that fail any sample, whatever its own patterns say.
@@ -23,10 +25,11 @@ TAINT_LETTERS = "PFSRMBUDAWCIOELKXTN"
 
 @dataclass
 class Verdict:
-    load: str = "ok"  # ok | failed | not-run
-    checks: str = "ok"  # ok | failed | not-run
+    load: Status = "ok"
+    checks: Status = "ok"
     reason: str = ""  # the first failure, for people
     matched: list[str] = field(default_factory=list)  # the log lines that met ``expect``
+    error: bool = False  # the sample never ran, through no fault of its own: it is not judged
 
     def fail(self, stage: str, reason: str) -> None:
         if stage == "load":
@@ -38,6 +41,10 @@ class Verdict:
     @property
     def passed(self) -> bool:
         return self.load == "ok" and self.checks == "ok"
+
+    @property
+    def verdict(self) -> Literal["pass", "fail", "error"]:
+        return "error" if self.error else "pass" if self.passed else "fail"
 
 
 def taint_flags(value: int) -> str:
@@ -70,6 +77,19 @@ STEPS = {
 }
 
 
+# The agents' ``step`` events (the step a sample is in), as a hang reason names them.
+STEP_NAMES = {
+    "insmod1": "insmod (first load)",
+    "trigger": "the trigger",
+    "kprobes": "reading the kprobes list",
+    "rmmod1": "rmmod (first unload)",
+    "insmod2": "insmod (second load)",
+    "rmmod2": "rmmod (second unload)",
+    "attach": "attach",
+    "detach": "detach",
+}
+
+
 def output(run: SampleRun, kind: str) -> list[str]:
     """What the sample printed: the kernel log of the first load (module), the program's output (bcc)."""
     return run.sections.get("log1" if kind == "kmod" else "out", [])
@@ -84,13 +104,23 @@ def _rc(run: SampleRun, event: str) -> str:
     return run.events.get(event, "missing")
 
 
+def _last_console(run: SampleRun, count: int = 3) -> str:
+    lines = [" ".join(line.split()) for line in run.console if line.strip()][-count:]
+    return "; last console lines: " + " | ".join(lines) if lines else "; nothing on the console"
+
+
 def _check_outcome(run: SampleRun, sample: Sample, verdict: Verdict) -> None:
     if run.outcome == "hung":
-        done = ", ".join(run.events) or "none"
-        verdict.fail("load", f"hang: no progress within {sample.timeout} s (steps done: {done})")
+        step = run.events.get("step", "")
+        where = f"in {STEP_NAMES[step]}" if step in STEP_NAMES else "before its first step"
+        verdict.fail("load", f"hang {where}: no progress within {sample.timeout} s{_last_console(run)}")
     elif run.outcome == "unbooted":
         why = run.console[0] if run.console else "no console output"
-        verdict.fail("load", f"the guest did not boot far enough to run this sample: {why}")
+        verdict.fail("load", f"not run: {why}")
+        verdict.error = True
+    elif run.outcome == "setup":
+        why = run.console[0] if run.console else "no console output"
+        verdict.fail("load", f"the guest's setup before this sample failed: {why}")
     elif run.outcome == "crashed":
         trouble = next((line for line in run.console if KERNEL_TROUBLE.search(line)), "guest stopped")
         verdict.fail("load", f"kernel crashed: {trouble.strip()}")
@@ -133,6 +163,14 @@ def _check_log(run: SampleRun, sample: Sample, verdict: Verdict) -> None:
             verdict.fail("checks", f"kprobes/list has no line matching /{pattern}/")
 
 
+def _check_leftovers(run: SampleRun, verdict: Verdict) -> None:
+    """Something of the sample's still in the kernel after it: its module, a kprobe, a kprobe event."""
+    left = [line for line in run.sections.get("leftover", []) if line.strip()]
+    if left:
+        more = f" (and {len(left) - 1} more)" if len(left) > 1 else ""
+        verdict.fail("checks", f"leftover: {left[0].strip()}{more}")
+
+
 def evaluate(run: SampleRun, sample: Sample) -> Verdict:
     verdict = Verdict()
     _check_outcome(run, sample, verdict)
@@ -141,6 +179,7 @@ def evaluate(run: SampleRun, sample: Sample) -> Verdict:
         _check_steps(run, sample.kind, verdict)
     if verdict.load == "ok":
         _check_log(run, sample, verdict)
+    _check_leftovers(run, verdict)
     if verdict.load != "ok" and verdict.checks == "ok":
         verdict.checks = "not-run"
     return verdict

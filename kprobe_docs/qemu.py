@@ -10,51 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import selectors
 import subprocess
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .arches import ARCHES
+from .markers import BOOT_TIMEOUT, BootLog, Follower, SampleRun, follow
 from .paths import cache_dir
 from .results import write_atomic
 
-BOOT_TIMEOUT = 180.0
-GAP_TIMEOUT = 60.0  # from one sample's end to the next one's begin
-SETUP_LIMIT = 900.0  # the most an agent may ask for a step before its samples (``@@KD setup - <seconds>``)
-EXCERPT_LINES = 120
 KVM_PROBE_TIMEOUT = 40.0
-# Set when the run is interrupted: guests running in worker threads are stopped too.
-CANCEL = threading.Event()
 BOOT_RETRIES = 2
-# "@@KD <event> <name> <value>": values are single words; anything after them is kernel output.
-EVENT_RE = re.compile(r"@@KD (\S+) (\S+) ?([^\s\[]*)(.*)$")
-
-
-@dataclass
-class SampleRun:
-    """What the agent reported for one sample, and how its part of the boot ended."""
-
-    name: str
-    events: dict[str, str] = field(default_factory=dict)
-    sections: dict[str, list[str]] = field(default_factory=dict)
-    console: list[str] = field(default_factory=list)  # untagged kernel output meanwhile
-    outcome: str = "running"  # completed | crashed | hung | unbooted
-    seconds: float = 0.0
-
-
-@dataclass
-class BootLog:
-    runs: list[SampleRun] = field(default_factory=list)
-    boot_seconds: list[float] = field(default_factory=list)
-    failure: str = ""  # set when a boot never reached the agent
-    tail: list[str] = field(default_factory=list)
-    facts: dict[str, list[str]] = field(default_factory=dict)  # per-boot facts, e.g. kprobes/enabled
-    seconds: float = 0.0  # wall time of all the plan's boots
 
 
 def qemu_version(arch: str) -> str:
@@ -79,124 +46,13 @@ def command(arch: str, accel: str, kernel: str, initrd: Path, start: int, extra:
     ]  # fmt: skip
 
 
-class Follower:
-    """Turns console lines into SampleRuns and knows the current deadline."""
-
-    def __init__(self, timeouts: dict[str, float], log: BootLog, boot_timeout: float) -> None:
-        self.timeouts = timeouts
-        self.log = log
-        self.started = time.monotonic()
-        self.deadline = self.started + boot_timeout
-        self.booted = False
-        self.finished = False
-        self.in_setup = False  # between the agent's "setup" event and its next sample
-        self.setup_seconds = 0.0  # the deadline granted to the last setup step
-        self.ending = ""  # how the last sample or the boot ended: completed | hung | crashed
-        self.current: SampleRun | None = None
-        self.sample_started = 0.0
-        self.last: list[str] = []
-
-    def line(self, text: str) -> None:
-        self.last = [*self.last[-EXCERPT_LINES + 1 :], text]
-        if text.startswith("@@KL "):
-            _, owner, section, line = [*text.split(" ", 3), ""][:4]
-            if owner == "-":
-                self.log.facts.setdefault(section, []).append(line)
-            elif self.current is not None and owner == self.current.name:
-                self.current.sections.setdefault(section, []).append(line)
-        elif text.startswith("@@KD "):
-            match = EVENT_RE.match(text)
-            if match is None:
-                return
-            event, name, value, rest = match.groups()
-            self._event(event, name, value)
-            if rest.strip():  # kernel output the console appended to the agent's line
-                self.line(rest.strip())
-        elif self.current is not None:
-            self.current.console = [*self.current.console[-EXCERPT_LINES + 1 :], text]
-
-    def _event(self, event: str, name: str, value: str) -> None:
-        now = time.monotonic()
-        if event == "booted":
-            self.booted = True
-            self.log.facts = {}
-            self.log.boot_seconds.append(round(now - self.started, 2))
-            self.deadline = now + GAP_TIMEOUT
-        elif event == "setup":  # a long step before the next sample, e.g. compiling bcc programs
-            self.in_setup = True
-            self.setup_seconds = min(float(value or 0), SETUP_LIMIT)
-            self.deadline = now + self.setup_seconds
-        elif event == "begin":
-            self.in_setup = False
-            self.current = SampleRun(name)
-            self.sample_started = now
-            self.deadline = now + self.timeouts.get(name, GAP_TIMEOUT)
-        elif event == "end" and self.current is not None:
-            self.close("completed")
-            self.deadline = now + GAP_TIMEOUT
-        elif event == "done":
-            self.finished = True
-        elif self.current is not None:
-            self.current.events[event] = value
-
-    def close(self, outcome: str) -> None:
-        self.ending = outcome
-        if self.current is not None:
-            self.current.outcome = outcome
-            self.current.seconds = round(time.monotonic() - self.sample_started, 2)
-            self.log.runs.append(self.current)
-            self.current = None
-
-
 def boot_once(
     argv: list[str], timeouts: dict[str, float], log: BootLog, console: Path, boot_timeout: float = BOOT_TIMEOUT
 ) -> Follower:
     """Run one boot, recording into ``log`` until the guest exits or misses a deadline."""
     follower = Follower(timeouts, log, boot_timeout)
-    _follow(argv, follower, console)
+    follow(argv, follower, console)
     return follower
-
-
-def _follow(argv: list[str], follower: Follower, console: Path) -> None:
-    with (
-        console.open("a") as out,
-        subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-        ) as proc,
-    ):
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        selector = selectors.DefaultSelector()
-        selector.register(fd, selectors.EVENT_READ)
-        pending = b""
-        try:
-            while True:
-                if CANCEL.is_set():
-                    raise KeyboardInterrupt
-                remaining = follower.deadline - time.monotonic()
-                if remaining <= 0:
-                    follower.close("hung")
-                    return
-                if not selector.select(timeout=min(remaining, 1.0)):
-                    continue
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    if pending:  # the guest's last words, often a panic line without a newline
-                        text = pending.decode("utf-8", "replace").rstrip("\r")
-                        out.write(text + "\n")
-                        follower.line(text)
-                    follower.close("crashed")
-                    return
-                *lines, pending = (pending + chunk).split(b"\n")
-                for raw in lines:
-                    text = raw.decode("utf-8", "replace").rstrip("\r")
-                    out.write(text + "\n")
-                    follower.line(text)
-        finally:
-            selector.close()
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
 
 
 def run_plan(
@@ -230,24 +86,37 @@ def _run_plan(
         follower = boot_once(argv_for(start), timeouts, log, console)
         if not follower.booted:
             failed_boots += 1
-            if failed_boots <= BOOT_RETRIES:  # the kernel died before the agent ran: no sample's fault
+            qemu_failed = follower.exit_status not in (None, 0) and follower.lines == 0
+            if not qemu_failed and failed_boots <= BOOT_RETRIES:  # the kernel died before the agent ran
                 progress(f"  boot {len(log.boot_seconds) + failed_boots} never reached the agent; booting again")
                 continue
-            said = [line for line in follower.last if line.startswith("kprobe-docs: ")]  # the agent's own why
-            why = f": {said[-1].removeprefix('kprobe-docs: ')}" if said else f" (timeout {BOOT_TIMEOUT:.0f} s)"
-            log.failure = f"the guest did not reach the agent in {failed_boots} boots{why}"
-            log.tail = follower.last
+            log.failure = _unbooted(follower, failed_boots)
+            log.tail = [*follower.last, *(f"QEMU stderr: {line}" for line in follower.stderr.splitlines())]
             return log
         if follower.finished:
             return log
         if follower.in_setup:  # no sample ran, and booting again would only repeat the setup
             why = f"the agent's setup step before the samples {follower.ending} (limit {follower.setup_seconds:.0f} s)"
-            log.runs += [SampleRun(name, console=[why, *follower.last], outcome="unbooted") for name in names[start:]]
+            log.runs += [SampleRun(name, console=[why, *follower.last], outcome="setup") for name in names[start:]]
             return log
         if len(log.runs) == before:  # the guest died between samples: blame the next one
             log.runs.append(SampleRun(names[start], console=follower.last, outcome="crashed"))
         start = names.index(log.runs[-1].name) + 1
     return log
+
+
+def _unbooted(follower: Follower, boots: int) -> str:
+    """Why no boot reached the agent, as it happened: QEMU failing, the kernel stopping, or a timeout."""
+    said = [line for line in follower.last if line.startswith("kprobe-docs: ")]  # the agent's own why
+    stderr = f": {' '.join(follower.stderr.split())}" if follower.stderr else " (nothing on its stderr)"
+    if follower.exit_status not in (None, 0) and follower.lines == 0:
+        return f"QEMU exited with status {follower.exit_status} before the guest printed anything{stderr}"
+    if said:
+        return f"the guest did not reach the agent in {boots} boots: {said[-1].removeprefix('kprobe-docs: ')}"
+    if follower.exit_status is not None:
+        last = next((line for line in reversed(follower.last) if line.strip()), "no console output")
+        return f"the guest stopped before the agent started, in {boots} boots; its last console line: {last.strip()}"
+    return f"the guest did not reach the agent within {BOOT_TIMEOUT:.0f} s, in {boots} boots"
 
 
 def accelerator(arch: str, probe: Callable[[str], bool]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kprobe_docs.check import evaluate, match_in_order, taint_flags
-from kprobe_docs.qemu import BootLog, Follower, SampleRun
+from kprobe_docs.markers import BootLog, Follower, SampleRun
 from kprobe_docs.sample import make_sample
 
 SAMPLE = make_sample(
@@ -51,8 +51,15 @@ def test_oops_is_the_reason_even_when_unload_failed() -> None:
 
 def test_hang_and_crash_outcomes() -> None:
     hung = evaluate(_run([], outcome="hung", events={}), SAMPLE)
-    assert hung.reason == "hang: no progress within 60 s (steps done: none)"
+    assert hung.reason == "hang before its first step: no progress within 60 s; nothing on the console"
     assert hung.checks == "not-run"
+    console = ["[ 5.1] demo: exit loops", "", "[ 9.0] rcu: INFO: rcu_preempt detected stalls", "[ 9.1]   tasks"]
+    in_rmmod = evaluate(_run([], outcome="hung", events={"insmod1": "0", "step": "rmmod1"}, console=console), SAMPLE)
+    assert in_rmmod.reason == (
+        "hang in rmmod (first unload): no progress within 60 s; last console lines: "
+        "[ 5.1] demo: exit loops | [ 9.0] rcu: INFO: rcu_preempt detected stalls | [ 9.1] tasks"
+    )
+    assert in_rmmod.verdict == "fail"
     crashed = evaluate(_run([], outcome="crashed", console=["Kernel panic - not syncing: Fatal exception"]), SAMPLE)
     assert crashed.reason == "kernel crashed: Kernel panic - not syncing: Fatal exception"
 
@@ -124,3 +131,12 @@ def test_setup_step_extends_the_deadline_until_the_first_sample() -> None:
     follower.line("@@KD begin demo_bcc 0")
     assert not follower.in_setup
     assert follower.deadline - follower.started < 100
+
+
+def test_a_sample_that_leaves_something_behind_fails_for_it() -> None:
+    run = _run(["demo: loaded", "demo: removed"])
+    run.events["leftover"] = "2"
+    run.sections["leftover"] = ["kprobe_events entry still defined: p:kprobes/kd_x kernel_clone", "kprobe still ..."]
+    verdict = evaluate(run, SAMPLE)
+    assert verdict.verdict == "fail"
+    assert verdict.reason == "leftover: kprobe_events entry still defined: p:kprobes/kd_x kernel_clone (and 1 more)"

@@ -68,6 +68,7 @@ def _common_entries(busybox: Path, agent: str, plan: list[Sample]) -> list[Entry
     return [
         _file("bin/busybox", busybox.read_bytes(), executable=True),
         _file("init", _packaged(agent), executable=True),
+        _file("kd/lib.sh", _packaged("agent_lib.sh")),
         _file("kd/plan", "".join(f"{s.name}\n" for s in plan).encode()),
         *(_file(f"kd/{s.name}/trigger", (s.trigger + "\n").encode(), executable=True) for s in plan),
     ]

@@ -14,7 +14,7 @@ from kprobe_docs.sample import make_sample
 
 def test_initramfs_lists_agent_busybox_and_samples(tmp_path: Path) -> None:
     if shutil.which("cpio") is None:
-        pytest.skip("cpio(1) is not installed: apt-get install cpio")
+        pytest.skip("cpio(1) is not installed: kprobe-docs setup installs it (as root)")
     busybox = tmp_path / "busybox"
     busybox.write_bytes(b"\x7fELF fake")
     module = tmp_path / "demo.ko"
@@ -24,7 +24,15 @@ def test_initramfs_lists_agent_busybox_and_samples(tmp_path: Path) -> None:
     make_initramfs(busybox, [(sample, module)], image)
     listing = subprocess.run(["cpio", "-itv"], input=image.read_bytes(), capture_output=True, check=True)
     names = [line.split()[-1] for line in listing.stdout.decode().splitlines()]
-    assert {"init", "bin/busybox", "kd/plan", "kd/demo/demo.ko", "kd/demo/params", "kd/demo/trigger"} <= set(names)
+    assert {
+        "init",
+        "bin/busybox",
+        "kd/lib.sh",
+        "kd/plan",
+        "kd/demo/demo.ko",
+        "kd/demo/params",
+        "kd/demo/trigger",
+    } <= set(names)
     out = tmp_path / "x"
     out.mkdir()
     subprocess.run(["cpio", "-id", "--quiet"], input=image.read_bytes(), cwd=out, check=True)

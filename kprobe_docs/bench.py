@@ -29,6 +29,7 @@ from .build import BuildResult
 from .buildenv import BuildEnv
 from .extract import load_samples
 from .guest import make_initramfs
+from .markers import BootLog
 from .paths import project_root
 from .runner import Job, boot, build_all, environment_for, verify
 from .sample import Sample
@@ -74,7 +75,7 @@ def empty_boot(env: BuildEnv, target: Target, out: Path) -> float:
     make_initramfs(Path(kernel.busybox), [], initrd)
     accel = qemu.accelerator(target.arch, lambda _: False)
     argv = qemu.command(target.arch, accel, kernel.vmlinuz, initrd, 0)
-    seconds, follower = timed(lambda: qemu.boot_once(argv, {}, qemu.BootLog(), out / "empty-console.log"))
+    seconds, follower = timed(lambda: qemu.boot_once(argv, {}, BootLog(), out / "empty-console.log"))
     if not follower.finished:
         raise RuntimeError(f"{target.name}: the empty boot did not finish; see {out / 'empty-console.log'}")
     return seconds
@@ -103,7 +104,7 @@ def boots(target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], 
     return lines
 
 
-def _check_complete(target: Target, log: qemu.BootLog, out: Path) -> None:
+def _check_complete(target: Target, log: BootLog, out: Path) -> None:
     """A timing is only a timing if the boot ran every twin at once."""
     if len(log.boot_seconds) != 1 or any(run.outcome != "completed" for run in log.runs):
         raise RuntimeError(f"{target.name}: a bcc boot did not run every twin; see {out / 'console-bcc.log'}")
@@ -125,7 +126,7 @@ def bcc_compiles(target: Target, catalog: Catalog, samples: list[tuple[Sample, P
 def matrix(catalog: Catalog, targets: list[Target], samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
     def run(jobs: int) -> float:
         job = Job(samples, targets, catalog, out / f"jobs{jobs}", out / f"jobs{jobs}.json", jobs=jobs)
-        return timed(lambda: verify(job, quiet))[0]
+        return timed(lambda: verify(job, quiet).records)[0]
 
     serial, parallel = run(1), run(len(targets))
     verdict = f"goal parallel >= 1.7x: {'met' if serial / parallel >= 1.7 else 'MISSED'}"
@@ -135,8 +136,8 @@ def matrix(catalog: Catalog, targets: list[Target], samples: list[tuple[Sample, 
 def cold_warm(catalog: Catalog, targets: list[Target], samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
     job = Job(samples, targets, catalog, out / "cold", out / "cold.json", jobs=len(targets))
     with tempfile.TemporaryDirectory(prefix="kprobe-docs-cold-") as empty, cache_at(Path(empty)):
-        cold = timed(lambda: verify(job, quiet))[0]
-    warm = timed(lambda: verify(job, quiet))[0]
+        cold = timed(lambda: verify(job, quiet).records)[0]
+    warm = timed(lambda: verify(job, quiet).records)[0]
     verdict = f"goal warm <= 180 s: {'met' if warm <= 180 else 'MISSED'}"
     return [row(f"full verification: cold vs warm cache ({len(targets)})", cold, warm, verdict)]
 

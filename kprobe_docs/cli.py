@@ -5,20 +5,25 @@ kprobe-docs targets               list targets and what is cached for them
 kprobe-docs prepare TARGET...     make (or reuse) the build environment and kernel
 kprobe-docs extract [--check]     write samples/ from docs/, or check they agree
 kprobe-docs verify [options]      build, boot and check samples; print the table
-kprobe-docs results               print the table of the newest results
+kprobe-docs verify --target host  the same on the running kernel of this machine (root; a test machine)
+kprobe-docs results [--schema]    print the table of the newest results (or their JSON Schema)
+kprobe-docs results import FILE   merge results files from other machines into results/
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
-from . import buildenv, extract, results, system
+from . import buildenv, extract, host, interrupt, results, system
 from .buildenv import BuildEnvError
 from .extract import SamplesError
+from .host import HostError
 from .paths import ProjectError, project_root
 from .results import ResultsError
 from .runner import Job, environment_for, run_id, verify
@@ -79,42 +84,99 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    if "host" in args.targets:
-        print(
-            "kprobe-docs: --target host (checking the running kernel of a real test machine) "
-            "is not available yet; verify on QEMU targets instead (see 'kprobe-docs targets')",
-            file=sys.stderr,
-        )
-        return 2
     root = project_root()
-    system.ensure(progress)
-    catalog = load_catalog()
-    targets = catalog.select(args.targets)
+    host_only = _host_options(args)
     with tempfile.TemporaryDirectory(prefix="kprobe-docs-fixtures-") as scratch:
-        samples = extract.load_samples(root, args.samples, Path(scratch) if args.fixtures else None)
+        samples = extract.load_samples(root, args.samples or [], Path(scratch) if args.fixtures else None)
         results_file = Path(args.results or root / "results") / f"{run_id()}.json"
-        previous = None if args.force else results.newest(results_file.parent)
         build_dir = Path(args.build_dir or root / "build")
-        job = Job(samples, targets, catalog, build_dir, results_file, jobs=args.jobs, previous=previous)
-        records = verify(job, progress)
-    print(results.table(records))
-    print(f"results: {results_file}")
-    return 1 if results.failures(records) else 0
+        if host_only:
+            signing = host.Signing(Path(args.sign_key), Path(args.sign_cert)) if args.sign_key else None
+            plan = host.Plan(samples, results_file, build_dir / "host", signing, args.resume)
+            done = host.verify_host(plan, progress)
+        else:
+            system.ensure(progress)
+            catalog = load_catalog()
+            previous = None if args.force else _previous(results_file.parent)
+            job = Job(samples, catalog.select(args.targets), catalog, build_dir, results_file, args.jobs, previous)
+            done = verify(job, progress)
+    print(results.table(done.records))
+    failed = results.reasons(done.records)
+    if failed:
+        print(f"why:\n{failed}\n")
+    print(f"results: {done.path}")
+    return 1 if results.failures(done.records) else 0
+
+
+def _host_options(args: argparse.Namespace) -> bool:
+    """Whether this is a run on the host; the host's own options are refused elsewhere, and checked here."""
+    host_only = "host" in args.targets
+    if host_only and args.targets != ["host"]:
+        raise host.HostError("--target host runs alone: give the QEMU targets in a run of their own")
+    if not host_only and (args.sign_key or args.sign_cert or args.resume):
+        raise host.HostError("--sign-key, --sign-cert and --resume are for --target host only")
+    if bool(args.sign_key) != bool(args.sign_cert):
+        raise host.HostError("give both --sign-key and --sign-cert (the key and the certificate enrolled for it)")
+    for path in filter(None, (args.sign_key, args.sign_cert)):
+        if not Path(path).is_file():
+            raise host.HostError(f"{path}: no such file")
+    return host_only
+
+
+def _previous(directory: Path) -> results.Newest:
+    """The newest results to carry unchanged pairs over from; a file that cannot be used is named and left out."""
+    newest = results.newest(directory)
+    for problem in newest.problems:
+        progress(f"warning: {problem}; its results are not carried over")
+    return newest
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    if args.schema:
+        print(json.dumps(results.schema(), indent=2, sort_keys=True))
+        return 0
     root = project_root()
-    records = list(results.newest(root / "results").records.values())
+    if args.action == "import":
+        return _import(root, [Path(f) for f in args.files])
+    newest = results.newest(root / "results")
+    for problem in newest.problems:
+        print(f"kprobe-docs: left out: {problem}", file=sys.stderr)
+    records = list(newest.records.values())
     if not records:
         print("no results yet: run 'kprobe-docs verify'")
         return 1
     print(results.table(records))
+    return 1 if newest.problems else 0
+
+
+def _import(root: Path, files: list[Path]) -> int:
+    """Merge results files from other machines into results/, after checking each against the schema."""
+    if not files:
+        raise ResultsError("results import: name the results files to import")
+    known = {s.name: s.source_hash() for s, _ in extract.load_samples(root, [], None)}
+    for path in files:
+        for line in results.import_file(path, root / "results", known):
+            print(line)
     return 0
 
 
 def names(value: str) -> list[str]:
-    """Comma-separated names, as options take them."""
-    return [v for v in value.split(",") if v]
+    """Comma-separated names, as options take them; an empty list is refused."""
+    found = [v.strip() for v in value.split(",") if v.strip()]
+    if not found:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return found
+
+
+def positive(value: str) -> int:
+    """A count of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return number
 
 
 def parser() -> argparse.ArgumentParser:
@@ -133,7 +195,7 @@ def parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="build, boot and check samples on targets")
     ver.add_argument("--target", "--targets", dest="targets", type=names, default=["default"],
                      help="comma-separated target names, 'default' (the default) or 'all'")  # fmt: skip
-    ver.add_argument("--samples", type=names, default=[], help="comma-separated sample names (default: all)")
+    ver.add_argument("--samples", type=names, default=None, help="comma-separated sample names (default: all)")
     ver.add_argument(
         "--fixtures",
         action="store_true",
@@ -141,20 +203,37 @@ def parser() -> argparse.ArgumentParser:
     )
     ver.add_argument("--results", help="directory for the results file (default: results/)")
     ver.add_argument("--build-dir", help="directory for modules, logs and initramfs (default: build/)")
-    ver.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="targets verified at once (default: cores)")
+    ver.add_argument(
+        "--jobs", type=positive, default=os.cpu_count() or 1, help="targets verified at once (default: cores)"
+    )
     ver.add_argument("--force", action="store_true", help="redo pairs whose source, kernel and harness are unchanged")
+    ver.add_argument("--sign-key", help="host: sign the modules with this private key (the kernel enforces signatures)")
+    ver.add_argument("--sign-cert", help="host: the certificate of --sign-key, enrolled in the machine (mokutil)")
+    ver.add_argument("--resume", action="store_true", help="host: go on with a run the machine crashed in")
     ver.set_defaults(func=cmd_verify)
-    sub.add_parser("results", help="print the table of the newest results").set_defaults(func=cmd_results)
+    res = sub.add_parser("results", help="print the table of the newest results, or import results files")
+    res.add_argument("action", nargs="?", choices=["import"], help="import: merge FILES into results/")
+    res.add_argument("files", nargs="*", help="results files from other machines, to import")
+    res.add_argument("--schema", action="store_true", help="print the JSON Schema of a results file instead")
+    res.set_defaults(func=cmd_results)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return int(args.func(args))
-    except (SampleError, SamplesError, TargetError, BuildEnvError, SetupError, ProjectError, ResultsError) as exc:
+        with interrupt.handled():
+            return int(args.func(args))
+    except (
+        SampleError, SamplesError, TargetError, BuildEnvError, SetupError, ProjectError, ResultsError, HostError
+    ) as exc:  # fmt: skip
         print(f"kprobe-docs: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("kprobe-docs: interrupted; finished targets are saved in the results file", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = interrupt.signum_of(exc)
+        name = signal.Signals(signum).name
+        print(f"kprobe-docs: stopped by {name}; finished targets are saved in the results file", file=sys.stderr)
+        return 128 + signum
+    except BrokenPipeError:  # the reader went away (``| head``): nothing more to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

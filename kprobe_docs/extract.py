@@ -18,9 +18,9 @@ import yaml
 from markdown_it import MarkdownIt
 from mdit_py_plugins.colon_fence import colon_fence_plugin
 
+from .paths import kmod_dir
 from .sample import DIRECTIVE, SPEC_FILE, Sample, SampleError, load_sample, make_sample
 
-KMOD_DIR = Path(__file__).resolve().parent.parent / "kmod"
 FIXTURES = Path("verify") / "fixtures"
 
 
@@ -110,7 +110,7 @@ def rendered_files(sample: Sample) -> dict[str, str]:
     }
     if sample.kind == "kmod":
         for template in ("Kbuild", "Makefile"):
-            text = (KMOD_DIR / f"{template}.in").read_text()
+            text = (kmod_dir() / f"{template}.in").read_text()
             files[template] = text.replace("@NAME@", sample.name)
     return files
 

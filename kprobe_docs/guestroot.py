@@ -21,6 +21,7 @@ MOUNT_TAG = "kdroot"
 # cache=loose: the root is read-only, so the guest may cache freely (a trixie bcc boot: 50 s instead of 81 s).
 MOUNT_OPTIONS = "trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro"
 DEPENDS_RE = re.compile(rb"(?:^|\0)depends=([^\0]*)\0")
+LLVM_RE = re.compile(r"\b(libllvm[0-9.]+)\b")
 
 
 class GuestRootError(RuntimeError):
@@ -97,6 +98,37 @@ def load_order(tree: Path, needed: tuple[str, ...] = NEEDED) -> list[tuple[str, 
     for name in needed:
         visit(module_key(name))
     return order
+
+
+def _installed(root: Path, packages: list[str]) -> dict[str, str]:
+    """Versions of ``packages`` as the root's own dpkg database has them; a package not installed is left out."""
+    argv = ["dpkg-query", f"--admindir={root / 'var/lib/dpkg'}", "-W", "-f=${Package} ${Version} ${Depends}\n"]
+    proc = subprocess.run([*argv, *packages], capture_output=True, text=True)
+    found = {}
+    for line in proc.stdout.splitlines():
+        name, _, rest = line.partition(" ")
+        found[name] = rest
+    return found
+
+
+def versions(root: Path) -> dict[str, str]:
+    """What a bcc verdict depends on: python3-bpfcc, the LLVM its libbcc is linked with, and python3.
+
+    Read from the root's dpkg database, e.g. ``{"bcc": "python3-bpfcc 0.26.0+ds-1",
+    "llvm": "libllvm14 1:14.0.6-12", "python": "python3 3.11.2-1+b1"}``; "?" where a package is missing.
+    """
+    found = _installed(root, ["python3-bpfcc", "libbpfcc", "python3"])
+    llvm = LLVM_RE.search(found.get("libbpfcc", ""))
+    llvm_found = _installed(root, [llvm[1]]) if llvm else {}
+
+    def show(package: str, where: dict[str, str]) -> str:
+        return f"{package} {where[package].split(' ', 1)[0]}" if package in where else "?"
+
+    return {
+        "bcc": show("python3-bpfcc", found),
+        "llvm": show(llvm[1], llvm_found) if llvm else "?",
+        "python": show("python3", found),
+    }
 
 
 def qemu_options(root: Path) -> list[str]:

@@ -26,3 +26,10 @@ def project_root(start: Path | None = None) -> Path:
         if (candidate / "docs").is_dir() and (candidate / "kmod").is_dir():
             return candidate
     raise ProjectError(f"{here} is not inside a kprobe-docs checkout (no docs/ and kmod/ found)")
+
+
+def kmod_dir() -> Path:
+    """The build glue and the API probes: beside the package in a checkout (an editable install), else in the
+    checkout the command runs in (the package installed from a wheel)."""
+    beside = Path(__file__).resolve().parent.parent / "kmod"
+    return beside if beside.is_dir() else project_root() / "kmod"

@@ -11,20 +11,23 @@ from __future__ import annotations
 import os
 import platform
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypedDict
 
 from . import buildenv, guestroot, qemu, results
-from .build import BuildResult, build_sample
+from .build import BuildResult, build_sample, remove_build_dir
 from .buildenv import BuildEnv, Kernel
 from .check import evaluate, output, taint_flags
-from .extract import KMOD_DIR, rendered_files
+from .extract import rendered_files
 from .guest import make_bcc_initramfs, make_initramfs
-from .results import Record
+from .guestroot import versions
+from .interrupt import CANCEL
+from .markers import BootLog, SampleRun
+from .paths import kmod_dir
+from .results import ApiProbe, BccFacts, Record, RunInfo, TargetFacts, Verdict
 from .sample import KINDS, Sample
 from .targets import Catalog, Target, find_mirror, system_sources
 
@@ -79,7 +82,7 @@ def environment_for(target: Target, catalog: Catalog, progress: Progress) -> Bui
     return buildenv.prepare(catalog.siblings(target), find_mirror(system_sources()), progress)
 
 
-def _record(sample: Sample, target: Target, verdict: str, **fields: object) -> Record:
+def _record(sample: Sample, target: Target, verdict: Verdict, **fields: object) -> Record:
     return Record(
         sample=sample.name,
         target=target.name,
@@ -122,14 +125,19 @@ def _build_fields(built: BuildResult) -> dict[str, object]:
 
 
 def _run_record(
-    sample: Sample, target: Target, built: BuildResult, run: qemu.SampleRun, provenance: dict[str, str]
+    sample: Sample,
+    target: Target,
+    built: BuildResult,
+    run: SampleRun,
+    provenance: dict[str, str],
+    console_log: Path,
 ) -> Record:
     verdict = evaluate(run, sample)
     taint = int(run.events.get("taint", "0") or 0)
     return _record(
         sample,
         target,
-        "pass" if verdict.passed else "fail",
+        verdict.verdict,
         reason=verdict.reason,
         build=_build_fields(built),
         load=verdict.load,
@@ -140,6 +148,7 @@ def _run_record(
         kprobes=run.sections.get("kprobes", []),
         trigger=run.sections.get("trigger", []),
         console=[] if run.outcome == "completed" else run.console,
+        console_log=str(console_log),
         events=run.events,
         taint=taint_flags(taint),
         seconds={"build": built.seconds, "run": run.seconds},
@@ -152,7 +161,7 @@ def _kvm_probe(target: Target, kernel: Kernel, out: Path) -> Callable[[str], boo
         initrd = out / "probe.cpio"
         make_initramfs(Path(kernel.busybox), [], initrd)
         argv = qemu.command(target.arch, accel, kernel.vmlinuz, initrd, 0)
-        log = qemu.BootLog()
+        log = BootLog()
         follower = qemu.boot_once(argv, {}, log, out / "kvm-probe.log", qemu.KVM_PROBE_TIMEOUT)
         return follower.finished
 
@@ -166,7 +175,7 @@ def boot(
     out: Path,
     progress: Progress,
     compile_each: bool = False,
-) -> tuple[qemu.BootLog, str]:
+) -> tuple[BootLog, str]:
     """One boot (more after a crash) running ``plan``: modules with busybox, or bcc twins in the release's root.
 
     ``compile_each``: the twins are compiled one by one, not as one program (the benchmark's baseline).
@@ -200,9 +209,9 @@ def boot(
     return log, accel
 
 
-def _not_run(log: qemu.BootLog, name: str) -> qemu.SampleRun:
+def _not_run(log: BootLog, name: str) -> SampleRun:
     """A sample the boot never reached: its run carries why and the boot's last console lines."""
-    return qemu.SampleRun(name, console=[log.failure, *log.tail], outcome="unbooted")
+    return SampleRun(name, console=[log.failure, *log.tail], outcome="unbooted")
 
 
 def build_all(
@@ -216,8 +225,11 @@ def build_all(
         progress(f"{kernel.target}: built {sample.name}: {built.status} ({built.seconds:.1f} s)")
         return sample, built
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(one, samples))
+    try:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            return list(pool.map(one, samples))
+    finally:
+        remove_build_dir(env, kernel)
 
 
 def _build_stage(
@@ -262,10 +274,10 @@ def _api_probe(source: Path, scratch: Path) -> tuple[Sample, Path]:
     return sample, directory
 
 
-def api_availability(env: BuildEnv, kernel: Kernel, out: Path, progress: Progress) -> dict[str, dict[str, object]]:
+def api_availability(env: BuildEnv, kernel: Kernel, out: Path, progress: Progress) -> dict[str, ApiProbe]:
     """Which kprobes-related APIs a module can use on this kernel: each probe of kmod/api/ builds or not."""
-    probes = [_api_probe(source, out / "api-src") for source in sorted((KMOD_DIR / "api").glob("*.c"))]
-    found: dict[str, dict[str, object]] = {}
+    probes = [_api_probe(source, out / "api-src") for source in sorted((kmod_dir() / "api").glob("*.c"))]
+    found: dict[str, ApiProbe] = {}
     for sample, built in build_all(env, kernel, probes, out / "api", lambda _: None):
         summary = sample.code.splitlines()[1].removeprefix("/* API probe: ").removesuffix(" */")
         log = Path(built.log).read_text()
@@ -279,33 +291,24 @@ def api_availability(env: BuildEnv, kernel: Kernel, out: Path, progress: Progres
     return found
 
 
+# The facts a fresh run records for every target; older runs may lack newer ones.
+FACT_KEYS = ("release", "arch", "flavour", "provenance", "config", "debugfs", "boot_seconds", "api", "bcc")
+
+
 @dataclass
 class TargetRun:
     records: list[Record]
-    facts: Mapping[str, object]  # TargetFacts; empty when the target could not be prepared
-
-
-class TargetFacts(TypedDict):
-    """What a run records about a target besides its samples."""
-
-    release: str
-    arch: str
-    flavour: str
-    provenance: dict[str, str]
-    config: dict[str, str]  # CONFIG_SHOWN as the kernel sets them
-    debugfs: dict[str, list[str]]  # what the guest read under /sys/kernel/debug/kprobes at boot
-    boot_seconds: list[float]
-    api: dict[str, dict[str, object]]  # api_availability()
-    bcc: dict[str, object]  # the bcc boot's cost: _bcc_facts()
+    facts: TargetFacts  # empty when the target could not be prepared
 
 
 def _facts(
     target: Target,
     kernel: Kernel,
     provenance: dict[str, str],
-    log: qemu.BootLog | None,
-    bcc_log: qemu.BootLog | None,
-    api: dict[str, dict[str, object]],
+    log: BootLog | None,
+    bcc_log: BootLog | None,
+    api: dict[str, ApiProbe],
+    root: Path,
 ) -> TargetFacts:
     return {
         "release": target.release,
@@ -316,18 +319,18 @@ def _facts(
         "debugfs": log.facts if log else {},
         "boot_seconds": log.boot_seconds if log else [],
         "api": api,
-        "bcc": _bcc_facts(bcc_log),
+        "bcc": _bcc_facts(bcc_log, root),
     }
 
 
-def _reused_facts(job: Job, target: Target, records: list[Record]) -> Mapping[str, object] | None:
+def _reused_facts(job: Job, target: Target, records: list[Record]) -> TargetFacts | None:
     """The previous run's facts of ``target`` when every record of this run was carried over."""
     if job.previous is None or target.name not in job.previous.targets:
         return None
     if any(not r.reused_from and r.verdict != "not-claimed" for r in records):
         return None
-    facts = dict(job.previous.targets[target.name])
-    return facts if facts.keys() >= TargetFacts.__required_keys__ else None  # older runs may lack newer facts
+    facts = job.previous.targets[target.name]
+    return facts if all(key in facts for key in FACT_KEYS) else None
 
 
 def _boot_records(
@@ -337,7 +340,7 @@ def _boot_records(
     out: Path,
     provenance: dict[str, str],
     progress: Progress,
-) -> tuple[list[Record], qemu.BootLog]:
+) -> tuple[list[Record], BootLog]:
     """Boot ``plan`` (samples of one kind) and judge each sample."""
     try:
         log, accel = boot(target, env, plan, out, progress)
@@ -345,23 +348,26 @@ def _boot_records(
         progress(f"{target.name}: {exc}")
         reason = f"the {plan[0][0].kind} guest cannot be made: {exc}"
         fields = {"reason": reason, "provenance": provenance}
-        return [_record(s, target, "fail", build=_build_fields(b), **fields) for s, b in plan], qemu.BootLog()
+        return [_record(s, target, "error", build=_build_fields(b), **fields) for s, b in plan], BootLog()
     provenance = {**provenance, **_provenance(env.kernels[target.name], target, accel)}
+    if plan[0][0].kind == "bcc":  # a twin's verdict belongs to the bcc and LLVM that ran it
+        provenance.update(versions(env.root))
     runs = {r.name: r for r in log.runs}
     records = []
+    console_log = out / f"console-{plan[0][0].kind}.log"
     for sample, built in plan:
         run = runs.get(sample.name) or _not_run(log, sample.name)
-        records.append(_run_record(sample, target, built, run, provenance))
+        records.append(_run_record(sample, target, built, run, provenance, console_log))
     progress(f"{target.name}: {plan[0][0].kind}: {len(log.boot_seconds)} boot(s), {log.seconds:.1f} s")
     return records, log
 
 
-def _bcc_facts(log: qemu.BootLog | None) -> dict[str, object]:
-    """What a bcc boot costs: seconds to the agent and what the twin runner said (versions, compile time)."""
+def _bcc_facts(log: BootLog | None, root: Path) -> BccFacts:
+    """What a bcc boot costs and ran with: seconds to the agent, the runner's words, the packages' versions."""
     if log is None or not log.boot_seconds:
         return {}
     said = [line for line in log.facts.get("bcc-runner", []) if line.startswith(("python ", "compiled "))]
-    return {"boot_seconds": log.boot_seconds, "seconds": log.seconds, "runner": said}
+    return {"boot_seconds": log.boot_seconds, "seconds": log.seconds, "runner": said, "versions": versions(root)}
 
 
 def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
@@ -371,7 +377,7 @@ def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
     out.mkdir(parents=True, exist_ok=True)
     provenance = _provenance(kernel, target, "")
     records, plan = _build_stage(job, target, env, out, provenance, progress)
-    logs: dict[str, qemu.BootLog] = {}
+    logs: dict[str, BootLog] = {}
     for kind in KINDS:
         part = [(s, b) for s, b in plan if s.kind == kind]
         if part:
@@ -384,31 +390,78 @@ def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
         fresh = [r for r in records if not r.reused_from and r.provenance.get("accelerator")]
         provenance = fresh[0].provenance if fresh else provenance
         api = api_availability(env, kernel, out, progress)
-        facts = _facts(target, kernel, provenance, logs.get("kmod"), logs.get("bcc"), api)
+        facts = _facts(target, kernel, provenance, logs.get("kmod"), logs.get("bcc"), api, env.root)
     return TargetRun(records, facts)
 
 
 class Recorder:
-    """Collects a run's targets and rewrites its results file atomically after each."""
+    """Collects a run's targets and rewrites its results file atomically after each.
 
-    def __init__(self, path: Path) -> None:
+    A results file that cannot be written (a full disk, a directory made
+    read-only meanwhile) does not lose the run: it goes to a fallback path,
+    and the run says where.
+    """
+
+    def __init__(self, path: Path, progress: Progress) -> None:
         self.path = path
-        self.run = {"id": path.stem, "started": datetime.now(UTC).isoformat(timespec="seconds")}
+        self.progress = progress
+        self.run: RunInfo = {"id": path.stem, "started": datetime.now(UTC).isoformat(timespec="seconds")}
         self.records: list[Record] = []
-        self.targets: dict[str, Mapping[str, object]] = {}
+        self.targets: dict[str, TargetFacts] = {}
         self.lock = threading.Lock()
+
+    @classmethod
+    def resume(cls, path: Path, progress: Progress) -> Recorder:
+        """A recorder that goes on with the run of an existing results file, keeping what it holds."""
+        recorder = cls(path, progress)
+        if path.exists():
+            found = results.load_file(path)
+            recorder.records, recorder.targets = found.records, found.targets
+            recorder.run = found.run or recorder.run
+        return recorder
 
     def add(self, target: Target, done: TargetRun) -> None:
         with self.lock:
-            self.records += done.records
+            replaced = {r.key for r in done.records}  # a host run records its samples one by one
+            self.records = [r for r in self.records if r.key not in replaced] + done.records
             self.targets[target.name] = done.facts
             self.run["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-            results.save(self.path, self.run, self.records, self.targets)
+            try:
+                results.save(self.path, self.run, self.records, self.targets)
+            except OSError as exc:
+                fallback = results.fallback_path(self.path)
+                self.progress(f"cannot write {self.path} ({exc.strerror}): this run's results go to {fallback}")
+                self.path = fallback
+                results.save(self.path, self.run, self.records, self.targets)
 
 
-def verify(job: Job, progress: Progress) -> list[Record]:
-    """Verify every target, ``job.jobs`` at a time; records come back in the targets' order."""
-    recorder = Recorder(job.results_file)
+def _run_targets(job: Job, one: Callable[[Target], None]) -> None:
+    """``one`` for every target, ``job.jobs`` at a time; an interrupt stops the workers at their next check."""
+    if job.jobs <= 1:
+        for target in job.targets:
+            one(target)
+        return
+    with ThreadPoolExecutor(max_workers=job.jobs) as pool:
+        futures = [pool.submit(one, target) for target in job.targets]
+        try:
+            for future in futures:
+                future.result()
+        except KeyboardInterrupt:
+            CANCEL.set()  # each worker ends its guest or child within a second or two
+            pool.shutdown(wait=True, cancel_futures=True)  # and queued targets never start
+            raise
+
+
+@dataclass
+class Verified:
+    records: list[Record]  # in the targets' order
+    path: Path  # where the results file was written: ``job.results_file``, or a fallback the run named
+
+
+def verify(job: Job, progress: Progress) -> Verified:
+    """Verify every target, ``job.jobs`` at a time."""
+    results.check_writable(job.results_file.parent)
+    recorder = Recorder(job.results_file, progress)
 
     def one(target: Target) -> None:
         try:
@@ -416,20 +469,10 @@ def verify(job: Job, progress: Progress) -> list[Record]:
         except buildenv.BuildEnvError as exc:  # the other targets go on; this one's samples say why
             progress(f"{target.name}: {exc}")
             reason = f"target not prepared: {exc}"
-            done = TargetRun([_record(s, target, "fail", reason=reason) for s, _ in job.samples], {})
-        if not qemu.CANCEL.is_set():  # what an interrupt cut short is no result
+            done = TargetRun([_record(s, target, "error", reason=reason) for s, _ in job.samples], {})
+        if not CANCEL.is_set():  # what an interrupt cut short is no result
             recorder.add(target, done)
 
-    if job.jobs <= 1:
-        for target in job.targets:
-            one(target)
-    else:
-        with ThreadPoolExecutor(max_workers=job.jobs) as pool:
-            try:
-                list(pool.map(one, job.targets))
-            except KeyboardInterrupt:
-                qemu.CANCEL.set()  # the workers' guests stop within a second
-                pool.shutdown(cancel_futures=True)  # and queued targets never start
-                raise
+    _run_targets(job, one)
     order = {t.name: i for i, t in enumerate(job.targets)}
-    return sorted(recorder.records, key=lambda r: order[r.target])
+    return Verified(sorted(recorder.records, key=lambda r: order[r.target]), recorder.path)

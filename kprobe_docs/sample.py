@@ -20,6 +20,10 @@ DIRECTIVE = "kprobe-sample"
 KINDS = {"kmod": "c", "bcc": "py"}
 ARCHES = tuple(arches.ARCHES)
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,55}")
+# Names the pipeline uses beside the samples': /kd/plan and the bcc runner's /tmp/kd/run in the guests,
+# build/<target>/api/ for the API probes, whose own names start with api_.
+RESERVED = {"plan": "the guest's run order, /kd/plan", "run": "the bcc guest's handshake directory",
+            "api": "the API probes' build directory"}  # fmt: skip
 PARAM_RE = re.compile(r"[a-z_][a-z0-9_]*=[^\s'\"\\]+")
 RANGE_RE = re.compile(r"(>=|<)(\d+)\.(\d+)")
 DEFAULT_TIMEOUT = 60
@@ -201,6 +205,9 @@ def make_sample(name: str, options: dict[str, Any], code: str, path: str, line: 
     try:
         if not NAME_RE.fullmatch(name):
             raise ValueError(f"sample name {name!r}: want a C identifier in lower case")
+        if name in RESERVED or name.startswith("api_"):
+            used = RESERVED.get(name, "the API probes' names")
+            raise ValueError(f"sample name {name!r} is reserved: kprobe-docs uses it for {used}; pick another")
         unknown = sorted(set(options) - OPTION_KEYS)
         if unknown:
             raise ValueError(f"unknown option {unknown[0]!r}; known: {', '.join(sorted(OPTION_KEYS))}")

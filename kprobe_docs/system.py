@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 # command -> Debian package that provides it: what verification runs
 PIPELINE = {
@@ -19,6 +20,14 @@ PIPELINE = {
 TESTS = {
     "chromium": "chromium",  # the browser test
     "man": "man-db",  # rendering the man pages
+    "cpio": "cpio",  # reading the initramfs back, as the kernel would
+    "qemu-img": "qemu-utils",  # the test machines' copy-on-write disks
+    "mke2fs": "e2fsprogs",  # the test machines' root file systems
+    "openssl": "openssl",  # the test machines' module-signing keys
+}
+# files, not commands, that the tests need: path -> package
+TEST_FILES = {
+    "/usr/share/OVMF/OVMF_CODE_4M.fd": "ovmf",  # UEFI firmware of the test machines, holding their signing key
 }
 
 
@@ -26,14 +35,17 @@ class SetupError(RuntimeError):
     """A system package is missing and cannot be installed from here."""
 
 
-def missing_packages(commands: dict[str, str]) -> list[str]:
-    return sorted({pkg for cmd, pkg in commands.items() if shutil.which(cmd) is None})
+def missing_packages(commands: dict[str, str], files: dict[str, str] | None = None) -> list[str]:
+    missing = {pkg for cmd, pkg in commands.items() if shutil.which(cmd) is None}
+    missing |= {pkg for path, pkg in (files or {}).items() if not Path(path).exists()}
+    return sorted(missing)
 
 
 def ensure(progress: Callable[[str], None], tests: bool = False) -> None:
     """Install what is missing (with the tests' tools too if ``tests``) with apt as root; else say what to run."""
     commands = {**PIPELINE, **TESTS} if tests else PIPELINE
-    packages = missing_packages(commands)
+    files = TEST_FILES if tests else {}
+    packages = missing_packages(commands, files)
     if not packages:
         return
     line = f"apt-get install -y {' '.join(packages)}"
@@ -45,6 +57,6 @@ def ensure(progress: Callable[[str], None], tests: bool = False) -> None:
         proc = subprocess.run(argv, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             raise SetupError(f"{' '.join(argv)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    still = missing_packages(commands)
+    still = missing_packages(commands, files)
     if still:
         raise SetupError(f"apt installed nothing for: {' '.join(still)}")

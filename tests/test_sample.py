@@ -48,3 +48,9 @@ def test_kernel_range_bounds() -> None:
     assert claim.contains((5, 10)) and claim.contains((6, 12))
     assert not claim.contains((7, 0)) and not claim.contains((4, 15))
     assert KernelRange("all").contains((2, 6))
+
+
+@pytest.mark.parametrize("name", ["plan", "run", "api", "api_fprobe"])
+def test_names_the_pipeline_uses_are_refused_with_why(name: str) -> None:
+    with pytest.raises(SampleError, match=rf"docs/p.md:3: kprobe-sample {name}: sample name '{name}' is reserved"):
+        make_sample(name, dict(GOOD), "int x;\n", "docs/p.md", 3)

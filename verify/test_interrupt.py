@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from kprobe_docs import results
 from kprobe_docs.paths import project_root
 from kprobe_docs.targets import load_catalog
@@ -28,12 +30,14 @@ def _guests_of(pid: int) -> list[int]:
     return found
 
 
-def _interrupt_when(marker: str, tmp_path: Path, samples: str, targets: list[str], jobs: int) -> list[int]:
-    """Run a verify, send SIGINT once a line of its progress contains ``marker`` and a guest runs.
+def _interrupt_when(
+    marker: str, tmp_path: Path, samples: str, targets: list[str], jobs: int, signum: int = signal.SIGINT
+) -> list[int]:
+    """Run a verify, send ``signum`` once a line of its progress contains ``marker`` and a guest runs.
 
-    Returns the guests that were running; asserts the run ended as interrupted.
+    Returns the guests that were running; asserts the run ended within 5 s, with the status that names the signal.
     """
-    argv = [sys.executable, "-m", "kprobe_docs", "verify", "--force", "--samples", samples]
+    argv = [sys.executable, "-m", "kprobe_docs", "verify", "--force", "--samples", samples, "--fixtures"]
     argv += ["--targets", ",".join(targets), "--jobs", str(jobs), "--results", str(tmp_path / "results")]
     argv += ["--build-dir", str(tmp_path / "build")]
     proc = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True)
@@ -47,8 +51,12 @@ def _interrupt_when(marker: str, tmp_path: Path, samples: str, targets: list[str
                 time.sleep(0.05)
             break
     assert guests, f"no guest started after {marker!r}"
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    time.sleep(2)
+    proc.send_signal(signum)
+    sent = time.monotonic()
+    assert proc.wait(timeout=60) == 128 + signum
+    assert _gone(guests)
+    assert time.monotonic() - sent < 5
     return guests
 
 
@@ -79,3 +87,11 @@ def test_interrupt_in_parallel_stops_every_guest(tmp_path: Path) -> None:
         assert path.suffix == ".json", f"left behind: {path}"
         results.load_file(path)
     assert _gone(guests)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_while_a_module_exit_hangs_ends_the_guest(tmp_path: Path, signum: int) -> None:
+    """The guest is stuck in rmmod; the signal still ends QEMU at once, and no orphan is left."""
+    target = load_catalog().default[0]
+    guests = _interrupt_when(f"{target}: booting", tmp_path, "fault_exit_hang", [target], 1, signum)
+    assert not [pid for pid in guests if Path(f"/proc/{pid}").exists()]

@@ -19,7 +19,7 @@ extensions = [
     "myst_parser",
     "sphinx_copybutton",
     "sphinx_design",
-    "kprobe_docs.sphinxext",
+    "kprobe_docs.render.sphinxext",
 ]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3

@@ -24,16 +24,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from . import qemu, results
-from .build import BuildResult
-from .buildenv import BuildEnv
-from .extract import load_samples
-from .guest import make_initramfs
-from .markers import BootLog
+from .build.builder import BuildResult
+from .build.environment import BuildEnv
 from .paths import project_root
-from .runner import Job, boot, build_all, environment_for, verify
-from .sample import Sample
-from .targets import Catalog, Target, load_catalog
+from .runners import qemu
+from .runners.guests import Job, boot, build_all, environment_for, verify
+from .runners.initramfs import make_initramfs
+from .runners.markers import BootLog
+from .sources.extract import load_samples
+from .sources.sample import Sample
+from .sources.targets import Catalog, Target, load_catalog
+from .store import results
 
 T = TypeVar("T")
 

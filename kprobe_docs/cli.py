@@ -20,16 +20,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import buildenv, extract, host, interrupt, results, system
-from .buildenv import BuildEnvError
-from .extract import SamplesError
-from .host import HostError
+from . import interrupt, system
+from .build import environment as buildenv
+from .build.environment import BuildEnvError
 from .paths import ProjectError, project_root
-from .results import ResultsError
-from .runner import Job, environment_for, run_id, verify
-from .sample import SampleError
+from .runners import host
+from .runners.guests import Job, environment_for, run_id, verify
+from .runners.host import HostError
+from .sources import extract
+from .sources.extract import SamplesError
+from .sources.sample import SampleError
+from .sources.targets import TargetError, find_mirror, load_catalog, system_sources
+from .store import results
+from .store.results import ResultsError
 from .system import SetupError
-from .targets import TargetError, find_mirror, load_catalog, system_sources
 
 
 def progress(message: str) -> None:

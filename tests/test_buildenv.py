@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kprobe_docs import buildenv
-from kprobe_docs.targets import Mirror, Target, load_catalog
+from kprobe_docs.build import environment as buildenv
+from kprobe_docs.sources.targets import Mirror, Target, load_catalog
 
 MIRROR = Mirror("http://archive.example/debian", "http://security.example/debian-security")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kprobe_docs.check import evaluate, match_in_order, taint_flags
-from kprobe_docs.markers import BootLog, Follower, SampleRun
-from kprobe_docs.sample import make_sample
+from kprobe_docs.judge.check import evaluate, match_in_order, taint_flags
+from kprobe_docs.runners.markers import BootLog, Follower, SampleRun
+from kprobe_docs.sources.sample import make_sample
 
 SAMPLE = make_sample(
     "demo",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kprobe_docs import results
-from kprobe_docs.runner import Recorder, TargetRun
-from kprobe_docs.targets import load_catalog
+from kprobe_docs.runners.guests import Recorder, TargetRun
+from kprobe_docs.sources.targets import load_catalog
+from kprobe_docs.store import results
 
 ROOT = Path(__file__).resolve().parent.parent
 

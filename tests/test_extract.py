@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kprobe_docs import extract
-from kprobe_docs.sample import SampleError
+from kprobe_docs.sources import extract
+from kprobe_docs.sources.sample import SampleError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kprobe_docs.guest import make_initramfs
-from kprobe_docs.sample import make_sample
+from kprobe_docs.runners.initramfs import make_initramfs
+from kprobe_docs.sources.sample import make_sample
 
 
 def test_initramfs_lists_agent_busybox_and_samples(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kprobe_docs import buildenv, guestroot
-from kprobe_docs.targets import find_mirror, load_catalog, system_sources
+from kprobe_docs.build import environment as buildenv
+from kprobe_docs.runners import guestroot
+from kprobe_docs.sources.targets import find_mirror, load_catalog, system_sources
 
 
 def test_depends_reads_the_modinfo_field() -> None:

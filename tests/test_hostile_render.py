@@ -15,9 +15,9 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, Tag
 
-from kprobe_docs import results
-from kprobe_docs.results import Record
-from kprobe_docs.sphinxext import shown
+from kprobe_docs.render.sphinxext import shown
+from kprobe_docs.store import results
+from kprobe_docs.store.results import Record
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = [

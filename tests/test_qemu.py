@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kprobe_docs import markers, qemu
-from kprobe_docs.check import evaluate
-from kprobe_docs.guest import make_initramfs
-from kprobe_docs.sample import make_sample
+from kprobe_docs.judge.check import evaluate
+from kprobe_docs.runners import markers, qemu
+from kprobe_docs.runners.initramfs import make_initramfs
+from kprobe_docs.sources.sample import make_sample
 
 
 def test_a_kernel_image_qemu_cannot_load_fails_at_once_and_names_qemu(tmp_path: Path) -> None:

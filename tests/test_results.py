@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kprobe_docs import results
-from kprobe_docs.results import Record, ResultsError
+from kprobe_docs.store import results
+from kprobe_docs.store.results import Record, ResultsError
 
 
 def _record(sample: str, target: str, verdict: str, **fields: object) -> Record:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from kprobe_docs import results
-from kprobe_docs.buildenv import Kernel
-from kprobe_docs.results import Record
-from kprobe_docs.runner import Job, _reusable
-from kprobe_docs.sample import make_sample
-from kprobe_docs.targets import load_catalog
+from kprobe_docs.build.environment import Kernel
+from kprobe_docs.runners.guests import Job, _reusable
+from kprobe_docs.sources.sample import make_sample
+from kprobe_docs.sources.targets import load_catalog
+from kprobe_docs.store import results
+from kprobe_docs.store.results import Record
 
 SAMPLE = make_sample("demo", {"kind": "kmod", "expect": "x"}, "int x;\n", "docs/p.md", 1)
 KERNEL = Kernel(

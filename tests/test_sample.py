@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kprobe_docs.sample import KernelRange, SampleError, make_sample
+from kprobe_docs.sources.sample import KernelRange, SampleError, make_sample
 
 GOOD = {"kind": "kmod", "expect": "hello\n", "kernels": ">=5.10", "params": "a=1 b=x"}
 

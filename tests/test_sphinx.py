@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kprobe_docs import results
-from kprobe_docs.results import Record
+from kprobe_docs.store import results
+from kprobe_docs.store.results import Record
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kprobe_docs.buildenv import image_in
-from kprobe_docs.targets import TargetError, find_mirror, load_catalog, parse_deb822, parse_one_line
+from kprobe_docs.build.environment import image_in
+from kprobe_docs.sources.targets import TargetError, find_mirror, load_catalog, parse_deb822, parse_one_line
 
 DEB822 = """Types: deb
 URIs: http://archive.example/debian

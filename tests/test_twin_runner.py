@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
-from kprobe_docs import twin_runner
+from kprobe_docs.runners import twin_runner
 
 
 def _twin(name: str, text: str) -> ModuleType:
@@ -30,7 +30,7 @@ def test_errors_in_the_shared_program_are_blamed_on_their_twin() -> None:
 
 def test_guest_side_python_parses_as_python_3_9() -> None:
     """The runner and the twins run with the guest release's python3: 3.9 on bullseye."""
-    root = Path(twin_runner.__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parent.parent
     files = [Path(twin_runner.__file__), *sorted((root / "samples").glob("*_bcc/*.py"))]
     assert len(files) > 1
     for path in files:

@@ -27,12 +27,14 @@ from typing import Any
 import machines
 import pytest
 
-from kprobe_docs import extract, host, interrupt, system
+from kprobe_docs import interrupt, system
 from kprobe_docs.paths import project_root
-from kprobe_docs.results import Record
-from kprobe_docs.runner import Job, run_id, verify
-from kprobe_docs.sample import Sample
-from kprobe_docs.targets import Target, load_catalog
+from kprobe_docs.runners import host
+from kprobe_docs.runners.guests import Job, run_id, verify
+from kprobe_docs.sources import extract
+from kprobe_docs.sources.sample import Sample
+from kprobe_docs.sources.targets import Target, load_catalog
+from kprobe_docs.store.results import Record
 
 FIXTURE_RE = re.compile(r"^(fault|fixture)_")
 # Why each fault fixture must fail: a pattern its record's reason must match.

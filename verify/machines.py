@@ -1,4 +1,4 @@
-"""The host runner proven on test machines: full Debian systems under QEMU (``hostvm``).
+"""The host runner proven on test machines: full Debian systems under QEMU (``kprobe_docs.runners.testvm``).
 
 Collected from ``verify/test_machines.md``, one test per sample and machine,
 ``<sample>[host-debian-<release>-amd64]``, and per machine ``host_run_tox``,
@@ -34,12 +34,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import hostvm
 import pytest
 
-from kprobe_docs import extract, interrupt, results
-from kprobe_docs.results import Record
-from kprobe_docs.sample import Sample
+from kprobe_docs import interrupt
+from kprobe_docs.runners import testvm
+from kprobe_docs.sources import extract
+from kprobe_docs.sources.sample import Sample
+from kprobe_docs.store import results
+from kprobe_docs.store.results import Record
 
 VERIFY = "/opt/kprobe-docs/bin/kprobe-docs verify --target host"
 STATE = "/var/lib/kd-test/results"
@@ -97,10 +99,10 @@ class Machines:
         self.progress = progress
         self.work = Path(tempfile.mkdtemp(prefix="kprobe-docs-machines-"))
         config.add_cleanup(lambda: shutil.rmtree(self.work, ignore_errors=True))
-        self.sessions: dict[str, hostvm.Session] | None = None
+        self.sessions: dict[str, testvm.Session] | None = None
         self.error: BaseException | None = None
 
-    def session(self, release: hostvm.Release) -> hostvm.Session:
+    def session(self, release: testvm.Release) -> testvm.Session:
         if self.error is not None:
             raise self.error
         if self.sessions is None:
@@ -112,10 +114,10 @@ class Machines:
                 raise
         return self.sessions[release.name]
 
-    def _run_all(self) -> dict[str, hostvm.Session]:
-        with ThreadPoolExecutor(max_workers=len(hostvm.RELEASES)) as pool:
-            done = dict(zip([r.name for r in hostvm.RELEASES], pool.map(self._run, hostvm.RELEASES), strict=True))
-        root = hostvm.ROOT
+    def _run_all(self) -> dict[str, testvm.Session]:
+        with ThreadPoolExecutor(max_workers=len(testvm.RELEASES)) as pool:
+            done = dict(zip([r.name for r in testvm.RELEASES], pool.map(self._run, testvm.RELEASES), strict=True))
+        root = testvm.ROOT
         known = {s.name: s.source_hash() for s, _ in extract.load_samples(root, [], None)}
         for session in done.values():
             for path in session.results("main"):
@@ -123,21 +125,21 @@ class Machines:
                     self.progress(line)
         return done
 
-    def _run(self, release: hostvm.Release) -> hostvm.Session:
-        session = hostvm.Session(release, self.work / release.name, phases(), self.progress)
+    def _run(self, release: testvm.Release) -> testvm.Session:
+        session = testvm.Session(release, self.work / release.name, phases(), self.progress)
         session.boot()
         session.boot("module.sig_enforce=1")
         return session
 
 
-def _records(session: hostvm.Session, phase: str) -> dict[str, Record]:
+def _records(session: testvm.Session, phase: str) -> dict[str, Record]:
     found: dict[str, Record] = {}
     for path in session.results(phase):
         found.update((r.sample, r) for r in results.load_file(path).records)
     return found
 
 
-def _phase_output(session: hostvm.Session, phase: str) -> str:
+def _phase_output(session: testvm.Session, phase: str) -> str:
     rc, log = session.outcome(phase)
     return f"phase {phase} exited {rc or 'never ran'}; its output ends:\n{log[-3000:]}"
 
@@ -145,7 +147,7 @@ def _phase_output(session: hostvm.Session, phase: str) -> str:
 class MachineItem(pytest.Item):
     """One check on one test machine."""
 
-    def __init__(self, *, machines: Machines, release: hostvm.Release, check: str, sample: Sample | None,
+    def __init__(self, *, machines: Machines, release: testvm.Release, check: str, sample: Sample | None,
                  **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self.machines, self.release, self.check, self.sample = machines, release, check, sample
@@ -156,7 +158,7 @@ class MachineItem(pytest.Item):
         assert install_rc == "0", _phase_output(session, "install")
         getattr(self, f"_{self.check}")(session)
 
-    def _sample(self, session: hostvm.Session) -> None:
+    def _sample(self, session: testvm.Session) -> None:
         assert self.sample is not None
         record = _records(session, "main").get(self.sample.name)
         assert record is not None, _phase_output(session, "main")
@@ -164,14 +166,14 @@ class MachineItem(pytest.Item):
             pytest.skip(f"{self.sample.name} on {self.release.machine}: {record.verdict} {record.reason}".strip())
         assert record.verdict == "pass", f"{record.reason}\n{_phase_output(session, 'main')}"
 
-    def _run_tox(self, session: hostvm.Session) -> None:
+    def _run_tox(self, session: testvm.Session) -> None:
         """./run-tox, the README's commands' first word, on the machine's own python3 (PEP 668)."""
         rc, log = session.outcome("run-tox")
         assert rc == "0", _phase_output(session, "run-tox")
         assert "run-tox: installing tox into /root/run-tox/.run-tox" in log
         assert " from /root/run-tox/.run-tox/" in log  # tox --version names where it runs from
 
-    def _leftover(self, session: hostvm.Session) -> None:
+    def _leftover(self, session: testvm.Session) -> None:
         rc, log = session.outcome("leftover")
         records = _records(session, "leftover")
         assert rc == "1", _phase_output(session, "leftover")
@@ -184,7 +186,7 @@ class MachineItem(pytest.Item):
         assert after.verdict == "error" and after.reason.startswith("not run: the run stopped after fault_leftover")
         assert "stopped: fault_leftover" in log
 
-    def _resume(self, session: hostvm.Session) -> None:
+    def _resume(self, session: testvm.Session) -> None:
         assert session.outcome("panic")[0] == "rebooted", _phase_output(session, "panic")
         rc, _ = session.outcome("resume")
         records = _records(session, "resume")
@@ -194,7 +196,7 @@ class MachineItem(pytest.Item):
         assert records["kprobe_example"].verdict == "pass", _phase_output(session, "resume")
         assert rc == "1"  # the crashed sample is a failure
 
-    def _signature(self, session: hostvm.Session) -> None:
+    def _signature(self, session: testvm.Session) -> None:
         rc, log = session.outcome("sig-refused")
         assert rc == "2", _phase_output(session, "sig-refused")
         assert "this kernel loads only signed modules (module.sig_enforce is on)" in log
@@ -215,8 +217,8 @@ class MachinesFile(pytest.File):
     def collect(self) -> Iterator[MachineItem]:
         progress = self.config.stash.get(PROGRESS, print)
         machines = Machines(self.config, progress)
-        samples = [s for s, _ in extract.load_samples(hostvm.ROOT, [], None)]
-        for release in hostvm.RELEASES:
+        samples = [s for s, _ in extract.load_samples(testvm.ROOT, [], None)]
+        for release in testvm.RELEASES:
             for sample in samples:
                 yield MachineItem.from_parent(
                     self, name=f"{sample.name}[{release.machine}]", machines=machines, release=release,

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from kprobe_docs import buildenv, results
+from kprobe_docs.build import environment as buildenv
 from kprobe_docs.paths import project_root
-from kprobe_docs.targets import find_mirror, load_catalog, system_sources
+from kprobe_docs.sources.targets import find_mirror, load_catalog, system_sources
+from kprobe_docs.store import results
 
 ROOT = project_root(Path(__file__).parent)
 CATALOG = load_catalog()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, sync_playwright
 
-from kprobe_docs import results
 from kprobe_docs.paths import project_root
-from kprobe_docs.sphinxext import label
+from kprobe_docs.render.sphinxext import label
+from kprobe_docs.store import results
 
 ROOT = project_root(Path(__file__).parent)
 CHROMIUM = Path("/usr/bin/chromium")

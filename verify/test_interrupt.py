@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kprobe_docs import results
 from kprobe_docs.paths import project_root
-from kprobe_docs.targets import load_catalog
+from kprobe_docs.sources.targets import load_catalog
+from kprobe_docs.store import results
 
 ROOT = project_root(Path(__file__).parent)
 

@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import interrupt
-from .arches import ARCHES
-from .buildenv import BuildEnv, Kernel, chroot_command
-from .sample import Sample
+from .. import interrupt
+from ..sources.arches import ARCHES
+from ..sources.sample import Sample
+from .environment import BuildEnv, Kernel, chroot_command
 
 WARNING_RE = re.compile(r"\bwarning:|^WARNING:", re.MULTILINE)
 BUILD_TIMEOUT = 300

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from . import interrupt, locks
-from .arches import ARCHES, HOST_ARCH, apt_suffix
-from .paths import cache_dir
-from .targets import Mirror, Target
+from .. import interrupt, locks
+from ..paths import cache_dir
+from ..sources.arches import ARCHES, HOST_ARCH, apt_suffix
+from ..sources.targets import Mirror, Target
 
 RECIPE_VERSION = 3
 BASE_PACKAGES = ("gcc", "make", "kmod", "libc6-dev", "busybox-static", "python3-bpfcc")

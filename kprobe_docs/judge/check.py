@@ -9,9 +9,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .markers import SampleRun
-from .results import Status
-from .sample import Sample
+from ..runners.markers import SampleRun
+from ..sources.sample import Sample
+from ..store.results import Status
 
 # Kernel log lines that fail any sample, whatever its own patterns say.
 KERNEL_TROUBLE = re.compile(

@@ -27,9 +27,10 @@ from sphinx.errors import ExtensionError
 from sphinx.util import logging
 from sphinx_design.shared import create_component
 
-from . import extract, results
-from .results import Record
-from .sample import DIRECTIVE, OPTION_KEYS, Sample, SampleError
+from ..sources import extract
+from ..sources.sample import DIRECTIVE, OPTION_KEYS, Sample, SampleError
+from ..store import results
+from ..store.results import Record
 
 LOGGER = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"

@@ -17,19 +17,21 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import buildenv, guestroot, qemu, results
-from .build import BuildResult, build_sample, remove_build_dir
-from .buildenv import BuildEnv, Kernel
-from .check import evaluate, output, taint_flags
-from .extract import rendered_files
-from .guest import make_bcc_initramfs, make_initramfs
+from ..build import environment as buildenv
+from ..build.builder import BuildResult, build_sample, remove_build_dir
+from ..build.environment import BuildEnv, Kernel
+from ..interrupt import CANCEL
+from ..judge.check import evaluate, output, taint_flags
+from ..paths import kmod_dir
+from ..sources.extract import rendered_files
+from ..sources.sample import KINDS, Sample
+from ..sources.targets import Catalog, Target, find_mirror, system_sources
+from ..store import results
+from ..store.results import ApiProbe, BccFacts, Record, RunInfo, TargetFacts, Verdict
+from . import guestroot, qemu
 from .guestroot import versions
-from .interrupt import CANCEL
+from .initramfs import make_bcc_initramfs, make_initramfs
 from .markers import BootLog, SampleRun
-from .paths import kmod_dir
-from .results import ApiProbe, BccFacts, Record, RunInfo, TargetFacts, Verdict
-from .sample import KINDS, Sample
-from .targets import Catalog, Target, find_mirror, system_sources
 
 Progress = Callable[[str], None]
 

@@ -38,15 +38,16 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-from . import interrupt, results
-from .build import BuildResult, build_on_host
-from .check import BAD_TAINT, evaluate, output, taint_flags
+from .. import interrupt
+from ..build.builder import BuildResult, build_on_host
+from ..judge.check import BAD_TAINT, evaluate, output, taint_flags
+from ..sources.sample import Sample
+from ..sources.targets import Target
+from ..store import results
+from ..store.results import Record, TargetFacts
 from .guestroot import versions
+from .guests import CONFIG_SHOWN, Recorder, TargetRun, Verified
 from .markers import GAP_TIMEOUT, BootLog, Follower, SampleRun, follow
-from .results import Record, TargetFacts
-from .runner import CONFIG_SHOWN, Recorder, TargetRun, Verified
-from .sample import Sample
-from .targets import Target
 
 Progress = Callable[[str], None]
 KPROBES = Path("/sys/kernel/debug/kprobes")
@@ -335,7 +336,7 @@ class Plan:
 
 
 def _packaged(name: str) -> bytes:
-    return resources.files("kprobe_docs").joinpath(name).read_bytes()
+    return resources.files("kprobe_docs.runners").joinpath(name).read_bytes()
 
 
 def _stage(directory: Path, sample: Sample, built: BuildResult) -> None:

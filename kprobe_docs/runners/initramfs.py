@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..sources.sample import Sample
 from . import guestroot
-from .sample import Sample
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def _file(path: str, data: bytes, executable: bool = False) -> Entry:
 
 
 def _packaged(name: str) -> bytes:
-    return resources.files("kprobe_docs").joinpath(name).read_bytes()
+    return resources.files("kprobe_docs.runners").joinpath(name).read_bytes()
 
 
 def _common_entries(busybox: Path, agent: str, plan: list[Sample]) -> list[Entry]:

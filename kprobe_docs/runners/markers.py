@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .interrupt import check, end_group
+from ..interrupt import check, end_group
 
 BOOT_TIMEOUT = 180.0
 GAP_TIMEOUT = 60.0  # from one sample's end to the next one's begin

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .arches import ARCHES
+from ..paths import cache_dir
+from ..sources.arches import ARCHES
+from ..store.results import write_atomic
 from .markers import BOOT_TIMEOUT, BootLog, Follower, SampleRun, follow
-from .paths import cache_dir
-from .results import write_atomic
 
 KVM_PROBE_TIMEOUT = 40.0
 BOOT_RETRIES = 2

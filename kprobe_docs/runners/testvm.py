@@ -33,10 +33,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kprobe_docs import interrupt
-from kprobe_docs.buildenv import remove_tree
-from kprobe_docs.paths import cache_dir, project_root
-from kprobe_docs.targets import find_mirror, load_catalog, system_sources
+from .. import interrupt
+from ..build.environment import remove_tree
+from ..paths import cache_dir, project_root
+from ..sources.targets import find_mirror, load_catalog, system_sources
 
 Progress = Callable[[str], None]
 ROOT = project_root(Path(__file__).parent)

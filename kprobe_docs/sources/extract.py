@@ -18,7 +18,7 @@ import yaml
 from markdown_it import MarkdownIt
 from mdit_py_plugins.colon_fence import colon_fence_plugin
 
-from .paths import kmod_dir
+from ..paths import kmod_dir
 from .sample import DIRECTIVE, SPEC_FILE, Sample, SampleError, load_sample, make_sample
 
 FIXTURES = Path("verify") / "fixtures"

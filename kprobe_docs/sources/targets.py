@@ -87,7 +87,7 @@ def _check(target: Target) -> Target:
 
 def load_catalog(text: str | None = None) -> Catalog:
     if text is None:
-        text = resources.files("kprobe_docs").joinpath("targets.toml").read_text()
+        text = resources.files("kprobe_docs.sources").joinpath("targets.toml").read_text()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

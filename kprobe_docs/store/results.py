@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import ConfigDict, StringConstraints, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
 
-from .paths import cache_dir, kmod_dir
+from ..paths import cache_dir, kmod_dir
 
 FORMAT = 1
 # Sample, target and API probe names: they become file names and URLs of the site.
@@ -144,16 +144,17 @@ def schema() -> dict[str, Any]:
     return found
 
 
+# The stages whose code decides a verdict: what builds, what runs and what judges.
+HARNESS = ("sources", "build", "runners", "judge")
+
+
 def _harness_hash() -> str:
     digest = hashlib.sha256()
     package = resources.files("kprobe_docs")
-    harness = (
-        "agent.sh", "agent_bcc.sh", "agent_lib.sh", "arches.py", "build.py", "buildenv.py", "check.py", "guest.py",
-        "guestroot.py", "host.py", "interrupt.py", "markers.py", "qemu.py", "runner.py", "twin_runner.py",
-        "agent_host.sh",
-    )  # fmt: skip
-    for name in harness:
-        digest.update(package.joinpath(name).read_bytes())
+    for stage in HARNESS:
+        for name in sorted(p.name for p in package.joinpath(stage).iterdir() if p.name.endswith((".py", ".sh"))):
+            digest.update(package.joinpath(stage, name).read_bytes())
+    digest.update(package.joinpath("interrupt.py").read_bytes())
     for path in sorted(kmod_dir().rglob("*")):  # the build glue and the API probes
         if path.is_file():
             digest.update(path.read_bytes())

@@ -1,0 +1,1 @@
+"""Build environments (a chroot per release, the target kernels) and building a sample in one."""

@@ -1,0 +1,1 @@
+"""Judging a run: markers in, a verdict out."""

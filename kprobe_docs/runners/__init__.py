@@ -1,0 +1,1 @@
+"""Runners: QEMU guests, test machines; each produces the agents' markers."""

@@ -1,0 +1,1 @@
+"""What to verify and where: the samples of the pages, the targets, the architectures."""

@@ -1,0 +1,1 @@
+"""Results files: their schema, writing, reading, importing."""

@@ -6,7 +6,8 @@ Prints, for the chosen targets (default: the default set):
 - one boot per sample vs one boot per target;
 - the matrix serially vs in parallel (goal: parallel >= 1.7 x faster on 2 cores);
 - bcc twins: one clang compile per twin vs one compile of all twins, each in one boot;
-- cold (empty cache: chroots and kernels made) vs warm (cached) full verification.
+- cold (empty cache: chroots and kernels made) vs warm (cached) full verification;
+- with ``--machines``: each sample's build and run on a full Debian test machine vs in an initramfs guest.
 
 Every number comes from running the real pipeline: mmdebstrap, the compiler,
 QEMU and the kernels; nothing is simulated.
@@ -27,7 +28,7 @@ from typing import TypeVar
 from .build.builder import BuildResult
 from .build.environment import BuildEnv
 from .paths import project_root
-from .runners import qemu
+from .runners import qemu, testvm
 from .runners.guests import Job, boot, build_all, environment_for, verify
 from .runners.initramfs import make_initramfs
 from .runners.markers import BootLog
@@ -143,10 +144,38 @@ def cold_warm(catalog: Catalog, targets: list[Target], samples: list[tuple[Sampl
     return [row(f"full verification: cold vs warm cache ({len(targets)})", cold, warm, verdict)]
 
 
+MACHINE_PHASES = [
+    ("install", "cp -r /mnt/kd/kprobe-docs /root/kprobe-docs && python3 -m venv --system-site-packages /opt/kd && "
+                "/opt/kd/bin/pip install --no-index --find-links /mnt/kd/wheels /root/kprobe-docs"),
+    ("main", "cd /root/kprobe-docs && /opt/kd/bin/kprobe-docs verify --target host --results /mnt/kd/out/main"),
+]  # fmt: skip
+
+
+def machine_vs_guest(
+    release: testvm.Release, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path
+) -> list[str]:
+    """Each sample's build and run time on a test machine (a full Debian system) and in an initramfs guest."""
+    target = catalog.targets[release.qemu_target]
+    job = Job(samples, [target], catalog, out / "guest", out / "guest.json", jobs=1)
+    guest = {r.sample: r for r in verify(job, quiet).records if r.seconds}
+    session = testvm.Session(release, out / "machine", MACHINE_PHASES, quiet)
+    session.boot()
+    machine = {r.sample: r for path in session.results("main") for r in results.load_file(path).records if r.seconds}
+    lines = []
+    for name in [s.name for s, _ in samples if s.name in guest and s.name in machine]:
+        for step in ("build", "run"):
+            a, b = machine[name].seconds.get(step, 0.0), guest[name].seconds.get(step, 0.0)
+            if a and b:
+                lines.append(row(f"{release.machine}: {name} {step}", a, b, "(test machine vs initramfs guest)"))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kprobe_docs.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", default="default", help="comma-separated targets, 'default' or 'all'")
     parser.add_argument("--skip-cold", action="store_true", help="leave out the cold-cache run (minutes)")
+    machines = "also time each sample on a full Debian test machine against an initramfs guest"
+    parser.add_argument("--machines", action="store_true", help=machines)
     args = parser.parse_args(argv)
     root = project_root()
     catalog = load_catalog()
@@ -163,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(targets) > 1:  # parallel needs at least two targets to mean anything
         for line in matrix(catalog, targets, samples, out):
             print(line, flush=True)
+    if args.machines:
+        for release in testvm.RELEASES:
+            for line in machine_vs_guest(release, catalog, samples, out / release.machine):
+                print(line, flush=True)
     if not args.skip_cold:
         for line in cold_warm(catalog, targets, samples, out):
             print(line, flush=True)

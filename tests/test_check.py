@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from kprobe_docs.judge.check import evaluate, match_in_order, taint_flags
 from kprobe_docs.runners.markers import BootLog, Follower, SampleRun
+from kprobe_docs.sources.expectations import Context
 from kprobe_docs.sources.sample import make_sample
 
+CONTEXT = Context("amd64", (6, 1), {"CONFIG_X86_KERNEL_IBT": "n"})
 SAMPLE = make_sample(
     "demo",
     {"kind": "kmod", "expect": "demo: loaded\ndemo: removed", "reject": "Missed probing [1-9]", "listed": "k +f\\+0x0"},
@@ -25,55 +27,59 @@ def _run(log1: list[str], **changes: object) -> SampleRun:
 
 
 def test_clean_run_passes_and_keeps_matched_lines() -> None:
-    verdict = evaluate(_run(["[1.0] demo: loaded", "[1.1] other", "[1.2] demo: removed"]), SAMPLE)
+    verdict = evaluate(_run(["[1.0] demo: loaded", "[1.1] other", "[1.2] demo: removed"]), SAMPLE, CONTEXT)
     assert verdict.passed
     assert verdict.matched == ["[1.0] demo: loaded", "[1.2] demo: removed"]
 
 
 def test_expectations_must_appear_in_order() -> None:
-    verdict = evaluate(_run(["[1.2] demo: removed", "[1.3] demo: loaded"]), SAMPLE)
+    verdict = evaluate(_run(["[1.2] demo: removed", "[1.3] demo: loaded"]), SAMPLE, CONTEXT)
     assert verdict.checks == "failed"
     assert verdict.reason == "expected log line not found: /demo: removed/"
 
 
 def test_rejected_pattern_fails() -> None:
-    verdict = evaluate(_run(["demo: loaded", "demo: removed", "Missed probing 3 instances"]), SAMPLE)
+    verdict = evaluate(_run(["demo: loaded", "demo: removed", "Missed probing 3 instances"]), SAMPLE, CONTEXT)
     assert verdict.reason.startswith("rejected pattern /Missed probing [1-9]/")
 
 
 def test_oops_is_the_reason_even_when_unload_failed() -> None:
     run = _run(["demo: loaded", "BUG: kernel NULL pointer dereference, address: 0"])
     run.events["rmmod1"] = "1"
-    verdict = evaluate(run, SAMPLE)
+    verdict = evaluate(run, SAMPLE, CONTEXT)
     assert verdict.load == "failed"
     assert verdict.reason == "kernel log: BUG: kernel NULL pointer dereference, address: 0"
 
 
 def test_hang_and_crash_outcomes() -> None:
-    hung = evaluate(_run([], outcome="hung", events={}), SAMPLE)
+    hung = evaluate(_run([], outcome="hung", events={}), SAMPLE, CONTEXT)
     assert hung.reason == "hang before its first step: no progress within 60 s; nothing on the console"
     assert hung.checks == "not-run"
     console = ["[ 5.1] demo: exit loops", "", "[ 9.0] rcu: INFO: rcu_preempt detected stalls", "[ 9.1]   tasks"]
-    in_rmmod = evaluate(_run([], outcome="hung", events={"insmod1": "0", "step": "rmmod1"}, console=console), SAMPLE)
+    in_rmmod = evaluate(
+        _run([], outcome="hung", events={"insmod1": "0", "step": "rmmod1"}, console=console), SAMPLE, CONTEXT
+    )
     assert in_rmmod.reason == (
         "hang in rmmod (first unload): no progress within 60 s; last console lines: "
         "[ 5.1] demo: exit loops | [ 9.0] rcu: INFO: rcu_preempt detected stalls | [ 9.1] tasks"
     )
     assert in_rmmod.verdict == "fail"
-    crashed = evaluate(_run([], outcome="crashed", console=["Kernel panic - not syncing: Fatal exception"]), SAMPLE)
+    crashed = evaluate(
+        _run([], outcome="crashed", console=["Kernel panic - not syncing: Fatal exception"]), SAMPLE, CONTEXT
+    )
     assert crashed.reason == "kernel crashed: Kernel panic - not syncing: Fatal exception"
 
 
 def test_damaging_taint_fails() -> None:
     run = _run(["demo: loaded", "demo: removed"])
     run.events["taint"] = str(12288 | 512)
-    assert evaluate(run, SAMPLE).reason == "kernel tainted W (WOE)"
+    assert evaluate(run, SAMPLE, CONTEXT).reason == "kernel tainted W (WOE)"
 
 
 def test_listed_patterns_read_the_kprobes_list() -> None:
     run = _run(["demo: loaded", "demo: removed"])
     run.sections["kprobes"] = []
-    assert evaluate(run, SAMPLE).reason == "kprobes/list has no line matching /k +f\\+0x0/"
+    assert evaluate(run, SAMPLE, CONTEXT).reason == "kprobes/list has no line matching /k +f\\+0x0/"
 
 
 def test_helpers() -> None:
@@ -104,21 +110,21 @@ def _twin_run(out: list[str], dmesg: list[str], **events: str) -> SampleRun:
 
 
 def test_bcc_twin_is_judged_on_its_own_output() -> None:
-    verdict = evaluate(_twin_run(["demo_bcc: attached", "demo_bcc: 3 hits"], ["[2.0] unrelated"]), TWIN)
+    verdict = evaluate(_twin_run(["demo_bcc: attached", "demo_bcc: 3 hits"], ["[2.0] unrelated"]), TWIN, CONTEXT)
     assert verdict.passed
     assert verdict.matched == ["demo_bcc: attached", "demo_bcc: 3 hits"]
 
 
 def test_bcc_attach_failure_names_the_programs_last_words() -> None:
     out = ["Traceback (most recent call last):", "BPF compile error: line 4: use of undeclared identifier 'n'", ""]
-    verdict = evaluate(_twin_run(out, [], attach="1", detach="1"), TWIN)
+    verdict = evaluate(_twin_run(out, [], attach="1", detach="1"), TWIN, CONTEXT)
     assert verdict.load == "failed"
     assert verdict.reason == "attach exited 1: BPF compile error: line 4: use of undeclared identifier 'n'"
 
 
 def test_bcc_twin_fails_on_a_kernel_warning_while_it_ran() -> None:
     dmesg = ["[3.0] WARNING: CPU: 0 PID: 1 at kernel/kprobes.c:1 foo"]
-    verdict = evaluate(_twin_run(["demo_bcc: attached", "demo_bcc: 3 hits"], dmesg), TWIN)
+    verdict = evaluate(_twin_run(["demo_bcc: attached", "demo_bcc: 3 hits"], dmesg), TWIN, CONTEXT)
     assert verdict.reason.startswith("kernel log: [3.0] WARNING:")
 
 
@@ -137,6 +143,6 @@ def test_a_sample_that_leaves_something_behind_fails_for_it() -> None:
     run = _run(["demo: loaded", "demo: removed"])
     run.events["leftover"] = "2"
     run.sections["leftover"] = ["kprobe_events entry still defined: p:kprobes/kd_x kernel_clone", "kprobe still ..."]
-    verdict = evaluate(run, SAMPLE)
+    verdict = evaluate(run, SAMPLE, CONTEXT)
     assert verdict.verdict == "fail"
     assert verdict.reason == "leftover: kprobe_events entry still defined: p:kprobes/kd_x kernel_clone (and 1 more)"

@@ -8,7 +8,10 @@ from pathlib import Path
 from kprobe_docs.judge.check import evaluate
 from kprobe_docs.runners import markers, qemu
 from kprobe_docs.runners.initramfs import make_initramfs
+from kprobe_docs.sources.expectations import Context
 from kprobe_docs.sources.sample import make_sample
+
+CONTEXT = Context("amd64", (6, 1), {})
 
 
 def test_a_kernel_image_qemu_cannot_load_fails_at_once_and_names_qemu(tmp_path: Path) -> None:
@@ -33,7 +36,7 @@ def test_a_kernel_image_qemu_cannot_load_fails_at_once_and_names_qemu(tmp_path: 
     assert "timeout" not in log.failure
     assert not any("booting again" in line for line in said)  # the same command would fail the same way
     sample = make_sample("demo", {"kind": "kmod", "expect": "x"}, "int x;\n", "docs/p.md", 1)
-    verdict = evaluate(markers.SampleRun("demo", console=[log.failure], outcome="unbooted"), sample)
+    verdict = evaluate(markers.SampleRun("demo", console=[log.failure], outcome="unbooted"), sample, CONTEXT)
     assert verdict.verdict == "error"  # not charged to the sample
     assert verdict.reason == f"not run: {log.failure}"
 

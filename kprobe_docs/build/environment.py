@@ -26,6 +26,7 @@ from pathlib import Path
 from .. import interrupt, locks
 from ..paths import cache_dir
 from ..sources.arches import ARCHES, HOST_ARCH, apt_suffix
+from ..sources.expectations import Context
 from ..sources.targets import Mirror, Target
 
 RECIPE_VERSION = 3
@@ -63,10 +64,19 @@ class Kernel:
     image_sha256: str = ""  # of the unpacked image, recorded when it was fetched and checked before use
     image_size: int = 0
 
+    def config_all(self) -> dict[str, str]:
+        """Every option the kernel's config sets, with its value."""
+        found = re.findall(r"^(CONFIG_\w+)=(.*)$", Path(self.config).read_text(), re.MULTILINE)
+        return {option: value.strip('"') for option, value in found}
+
     def config_values(self, options: tuple[str, ...]) -> dict[str, str]:
         """Values of ``options`` in the kernel's config ("n" when unset)."""
-        values = dict(re.findall(r"^(CONFIG_\w+)=(.*)$", Path(self.config).read_text(), re.MULTILINE))
-        return {option: values.get(option, "n").strip('"') for option in options}
+        values = self.config_all()
+        return {option: values.get(option, "n") for option in options}
+
+    def context(self) -> Context:
+        """What conditional expectations ask of a target: arch, version, configuration."""
+        return Context(self.arch, self.upstream, self.config_all())
 
     @property
     def upstream(self) -> tuple[int, int]:

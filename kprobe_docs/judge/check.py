@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..runners.markers import SampleRun
+from ..sources.expectations import Context, applicable
 from ..sources.sample import Sample
 from ..store.results import Status
 
@@ -29,6 +30,7 @@ class Verdict:
     checks: Status = "ok"
     reason: str = ""  # the first failure, for people
     matched: list[str] = field(default_factory=list)  # the log lines that met ``expect``
+    named: dict[str, str] = field(default_factory=dict)  # each named line that applied and held: what met it
     error: bool = False  # the sample never ran, through no fault of its own: it is not judged
 
     def fail(self, stage: str, reason: str) -> None:
@@ -148,19 +150,26 @@ def _check_trouble(run: SampleRun, verdict: Verdict) -> None:
         verdict.fail("checks", f"kernel tainted {damage} ({taint_flags(taint)})")
 
 
-def _check_log(run: SampleRun, sample: Sample, verdict: Verdict) -> None:
+def _check_log(run: SampleRun, sample: Sample, context: Context, verdict: Verdict) -> None:
     printed = output(run, sample.kind)
-    verdict.matched, missing = match_in_order(sample.expect, printed)
+    expected = applicable(sample.expect, context)
+    verdict.matched, missing = match_in_order(tuple(e.pattern for e in expected), printed)
+    verdict.named = {e.name: line for e, line in zip(expected, verdict.matched, strict=False) if e.name}
     if missing is not None:
         verdict.fail("checks", f"expected log line not found: /{missing}/")
-    for pattern in sample.reject:
-        bad = next((line for line in printed + kernel_log(run) if re.search(pattern, line)), None)
+    for rejected in applicable(sample.reject, context):
+        bad = next((line for line in printed + kernel_log(run) if re.search(rejected.pattern, line)), None)
         if bad is not None:
-            verdict.fail("checks", f"rejected pattern /{pattern}/ matched: {bad.strip()}")
+            verdict.fail("checks", f"rejected pattern /{rejected.pattern}/ matched: {bad.strip()}")
+        elif rejected.name:
+            verdict.named[rejected.name] = "(no line matched, as expected)"
     listing = run.sections.get("kprobes", [])
-    for pattern in sample.listed:
-        if not any(re.search(pattern, line) for line in listing):
-            verdict.fail("checks", f"kprobes/list has no line matching /{pattern}/")
+    for wanted in applicable(sample.listed, context):
+        line = next((line for line in listing if re.search(wanted.pattern, line)), None)
+        if line is None:
+            verdict.fail("checks", f"kprobes/list has no line matching /{wanted.pattern}/")
+        elif wanted.name:
+            verdict.named[wanted.name] = line
 
 
 def _check_leftovers(run: SampleRun, verdict: Verdict) -> None:
@@ -171,14 +180,15 @@ def _check_leftovers(run: SampleRun, verdict: Verdict) -> None:
         verdict.fail("checks", f"leftover: {left[0].strip()}{more}")
 
 
-def evaluate(run: SampleRun, sample: Sample) -> Verdict:
+def evaluate(run: SampleRun, sample: Sample, context: Context) -> Verdict:
+    """The verdict on a sample's run on a target (``context``: what the target is, for conditional lines)."""
     verdict = Verdict()
     _check_outcome(run, sample, verdict)
     _check_trouble(run, verdict)
     if verdict.load == "ok":
         _check_steps(run, sample.kind, verdict)
     if verdict.load == "ok":
-        _check_log(run, sample, verdict)
+        _check_log(run, sample, context, verdict)
     _check_leftovers(run, verdict)
     if verdict.load != "ok" and verdict.checks == "ok":
         verdict.checks = "not-run"

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import arches
+from . import arches, expectations
 
 DIRECTIVE = "kprobe-sample"
 KINDS = {"kmod": "c", "bcc": "py"}
@@ -135,9 +135,19 @@ def _lines(value: str) -> tuple[str, ...]:
 def _check_patterns(patterns: tuple[str, ...], key: str) -> None:
     for pattern in patterns:
         try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"{key}: bad regular expression {pattern!r}: {exc}") from exc
+            expectations.parse(pattern)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from exc
+
+
+def _check_names(sample: Sample) -> None:
+    """A name binds a claim to one line: no two lines of a sample share one."""
+    seen: set[str] = set()
+    for key in ("expect", "reject", "listed"):
+        for name in expectations.names(getattr(sample, key)):
+            if name in seen:
+                raise ValueError(f"{key}: the name @{name} is given to two lines; a claim needs one")
+            seen.add(name)
 
 
 def _arches(value: str) -> tuple[str, ...]:
@@ -198,6 +208,7 @@ def _check_contract(sample: Sample) -> None:
         raise ValueError("build-error is only meaningful with build: fails")
     if not sample.build_fails and not sample.expect:
         raise ValueError("expect: a sample that builds must name at least one log line it prints")
+    _check_names(sample)
 
 
 def make_sample(name: str, options: dict[str, Any], code: str, path: str, line: int) -> Sample:

@@ -66,6 +66,7 @@ class Record:
     load: Status = "not-run"
     checks: Status = "not-run"
     matched: list[str] = field(default_factory=list)
+    named: dict[str, str] = field(default_factory=dict)  # each named expectation that applied and held: its line
     log: list[str] = field(default_factory=list)  # what it printed: kernel log of the first load, a bcc twin's output
     log2: list[str] = field(default_factory=list)  # kernel log of the second load; of a bcc twin's run
     kprobes: list[str] = field(default_factory=list)  # /sys/kernel/debug/kprobes/list

@@ -70,7 +70,7 @@ def _entry(cell: Cell) -> nodes.entry:
     return entry
 
 
-def _table(header: Sequence[Cell], rows: Sequence[Sequence[Cell]], classes: Sequence[str] = ()) -> nodes.table:
+def table_of(header: Sequence[Cell], rows: Sequence[Sequence[Cell]], classes: Sequence[str] = ()) -> nodes.table:
     """A table of text and nodes, built as nodes: no cell is ever parsed."""
     table = nodes.table(classes=list(classes))
     group = nodes.tgroup(cols=len(header))
@@ -266,7 +266,7 @@ class KernelConfigDirective(_ResultsTable):
         targets = sorted(newest.targets)
         options = list(dict.fromkeys(o for t in targets for o in newest.targets[t].get("config", {})))
         rows = [[_literal(o), *(newest.targets[t].get("config", {}).get(o, "?") for t in targets)] for o in options]
-        return [_table(["option", *_target_header(targets)], rows), _provenance_notes(newest)]
+        return [table_of(["option", *_target_header(targets)], rows), _provenance_notes(newest)]
 
 
 class DebugfsDirective(_ResultsTable):
@@ -325,7 +325,7 @@ class MatrixDirective(_ResultsTable):
         for sample in sorted(pages):
             link = doc_link(pages[sample].removeprefix("docs/").removesuffix(".md"), sample, known)
             rows.append([link, *(_matrix_cell(newest.records.get((sample, t))) for t in targets)])
-        return [_table(["sample", *_target_header(targets)], rows), _provenance_notes(newest)]
+        return [table_of(["sample", *_target_header(targets)], rows), _provenance_notes(newest)]
 
 
 class ArchesDirective(_ResultsTable):
@@ -340,7 +340,7 @@ class ArchesDirective(_ResultsTable):
             passed = sum(r.verdict == "pass" for r in claimed)
             kernels = _para(*(_literal(t) for t in targets))
             rows.append([arch, kernels, f"{passed} of {len(claimed)} sample runs pass"])
-        return [_table(["Debian arch", "targets verified", "results"], rows)]
+        return [table_of(["Debian arch", "targets verified", "results"], rows)]
 
 
 class ListedDirective(_ResultsTable):
@@ -355,7 +355,7 @@ class ListedDirective(_ResultsTable):
             if record is not None and record.kprobes:
                 kernel = record.provenance.get("kernel_release", "?")
                 rows += [[_literal(target), _literal(kernel), _literal(line.strip())] for line in record.kprobes]
-        return [_table(["target", "kernel", "/sys/kernel/debug/kprobes/list"], rows)]
+        return [table_of(["target", "kernel", "/sys/kernel/debug/kprobes/list"], rows)]
 
 
 class BccBootsDirective(_ResultsTable):
@@ -375,7 +375,7 @@ class BccBootsDirective(_ResultsTable):
             )
             rows.append([_literal(target), versions, boots or "?", said.get("compiled", "?"), total])
         header = ["target", "bcc, LLVM, python", "QEMU start to agent", "one compile of all twins", "whole bcc boot"]
-        return [_table(header, rows), _provenance_notes(newest)]
+        return [table_of(header, rows), _provenance_notes(newest)]
 
 
 class ApiMatrixDirective(_ResultsTable):
@@ -398,7 +398,7 @@ class ApiMatrixDirective(_ResultsTable):
                 uri = f"{prefix}_logs/{target}/api-{probe}.txt"  # names are checked by the results schema
                 cells.append(text if probed is None else nodes.reference("", text, refuri=uri))
             rows.append([_para(_literal(probe), nodes.Text(shown(f": {what}"))), *cells])
-        return [_table(["API", *_target_header(targets)], rows), _provenance_notes(newest)]
+        return [table_of(["API", *_target_header(targets)], rows), _provenance_notes(newest)]
 
 
 def is_machine(facts: results.TargetFacts) -> bool:
@@ -428,7 +428,7 @@ class MachinesDirective(_ResultsTable):
             return [_para(nodes.Text("No results from test machines yet: run kprobe-docs verify --target host on one, "
                                      "then kprobe-docs results import its results file here."))]  # fmt: skip
         header = ["target", "machine", "kind", "system", "kernel", "firmware", "samples", "run"]
-        return [_table(header, rows)]
+        return [table_of(header, rows)]
 
 
 def _fixture_titles(text: str) -> list[tuple[int, str]]:
@@ -462,7 +462,7 @@ class FaultsDirective(Directive):
             found = [r for (s, _), r in sorted(newest.records.items()) if s == sample.name]
             rows: list[list[Cell]] = [[_literal(r.target), label(r), _literal(r.reason or "-")] for r in found]
             if rows:
-                out.append(_table(["target", "verdict", "what kprobe-docs reported"], rows))
+                out.append(table_of(["target", "verdict", "what kprobe-docs reported"], rows))
             else:
                 out.append(_para(nodes.Text("Not run yet: the verify suite runs the fixtures (tox -e verify).")))
         return out
@@ -502,6 +502,9 @@ def _add_static(app: Sphinx) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    from . import claims  # it builds on this module's helpers
+
+    claims.setup(app)
     app.add_directive(DIRECTIVE, SampleDirective)
     app.add_directive("kprobe-kernel-config", KernelConfigDirective)
     app.add_directive("kprobe-debugfs", DebugfsDirective)

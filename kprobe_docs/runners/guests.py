@@ -23,6 +23,8 @@ from ..build.environment import BuildEnv, Kernel
 from ..interrupt import CANCEL
 from ..judge.check import evaluate, output, taint_flags
 from ..paths import kmod_dir
+from ..sources.claims import BUILD
+from ..sources.expectations import Context
 from ..sources.extract import rendered_files
 from ..sources.sample import KINDS, Sample
 from ..sources.targets import Catalog, Target, find_mirror, system_sources
@@ -117,6 +119,7 @@ def _build_record(sample: Sample, target: Target, built: BuildResult, provenance
         "pass" if built.status == "expected-failure" else "fail",
         reason=f"build {built.status}: {built.problem}",
         build=_build_fields(built),
+        named={BUILD: built.problem} if built.status == "expected-failure" else {},
         seconds={"build": built.seconds},
         provenance=provenance,
     )
@@ -133,8 +136,9 @@ def _run_record(
     run: SampleRun,
     provenance: dict[str, str],
     console_log: Path,
+    context: Context,
 ) -> Record:
-    verdict = evaluate(run, sample)
+    verdict = evaluate(run, sample, context)
     taint = int(run.events.get("taint", "0") or 0)
     return _record(
         sample,
@@ -145,6 +149,7 @@ def _run_record(
         load=verdict.load,
         checks=verdict.checks,
         matched=verdict.matched,
+        named=verdict.named,
         log=output(run, sample.kind),
         log2=run.sections.get("log2" if sample.kind == "kmod" else "dmesg", []),
         kprobes=run.sections.get("kprobes", []),
@@ -357,9 +362,10 @@ def _boot_records(
     runs = {r.name: r for r in log.runs}
     records = []
     console_log = out / f"console-{plan[0][0].kind}.log"
+    context = env.kernels[target.name].context()
     for sample, built in plan:
         run = runs.get(sample.name) or _not_run(log, sample.name)
-        records.append(_run_record(sample, target, built, run, provenance, console_log))
+        records.append(_run_record(sample, target, built, run, provenance, console_log, context))
     progress(f"{target.name}: {plan[0][0].kind}: {len(log.boot_seconds)} boot(s), {log.seconds:.1f} s")
     return records, log
 

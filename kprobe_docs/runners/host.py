@@ -41,6 +41,8 @@ from pathlib import Path
 from .. import interrupt
 from ..build.builder import BuildResult, build_on_host
 from ..judge.check import BAD_TAINT, evaluate, output, taint_flags
+from ..sources.claims import BUILD
+from ..sources.expectations import Context
 from ..sources.sample import Sample
 from ..sources.targets import Target
 from ..store import results
@@ -80,6 +82,12 @@ class Machine:
     version: tuple[int, int]
     headers: Path
     provenance: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def context(self) -> Context:
+        """What conditional expectations ask of this machine: arch, version, configuration."""
+        config = re.findall(r"^(CONFIG_\w+)=(.*)$", _config_text(self.release), re.MULTILINE)
+        return Context(self.arch, self.version, {option: value.strip('"') for option, value in config})
 
     @property
     def target(self) -> Target:
@@ -384,7 +392,7 @@ def _record(sample: Sample, machine: Machine, verdict: results.Verdict, **fields
 
 
 def _judged(sample: Sample, machine: Machine, built: BuildResult, run: SampleRun, console: Path) -> Record:
-    verdict = evaluate(run, sample)
+    verdict = evaluate(run, sample, machine.context)
     return _record(
         sample,
         machine,
@@ -394,6 +402,7 @@ def _judged(sample: Sample, machine: Machine, built: BuildResult, run: SampleRun
         load=verdict.load,
         checks=verdict.checks,
         matched=verdict.matched,
+        named=verdict.named,
         log=output(run, sample.kind),
         log2=run.sections.get("log2" if sample.kind == "kmod" else "dmesg", []),
         kprobes=run.sections.get("kprobes", []),
@@ -630,7 +639,8 @@ def _verify(run: HostRun, todo: list[tuple[Sample, Path]]) -> None:
         else:
             verdict: results.Verdict = "pass" if built.status == "expected-failure" else "fail"
             reason = f"build {built.status}: {built.problem}"
-            run.save([_record(sample, machine, verdict, reason=reason, build=_build_fields(built))])
+            named = {BUILD: built.problem} if built.status == "expected-failure" else {}
+            run.save([_record(sample, machine, verdict, reason=reason, build=_build_fields(built), named=named)])
     _run_modules(run, built_plan["kmod"], order)
     if built_plan["bcc"]:
         _run_twins(run, built_plan["bcc"], order)

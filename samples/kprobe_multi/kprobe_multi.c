@@ -52,6 +52,14 @@ static struct counted_probe probe_c = {
 
 static struct kprobe *probes[] = { &probe_a.kp, &probe_b.kp, &probe_c.kp };
 
+/* A batch whose second probe cannot be registered: none of it is. */
+static struct counted_probe probe_d = {
+	.kp = { .addr = (kprobe_opcode_t *)multi_target,
+		.pre_handler = multi_pre },
+};
+static struct kprobe probe_unknown = { .symbol_name = "kd_no_such_function", .pre_handler = multi_pre };
+static struct kprobe *bad_batch[] = { &probe_d.kp, &probe_unknown };
+
 static void call_target(int times)
 {
 	int i;
@@ -68,8 +76,11 @@ static void report(const char *when)
 
 static int __init kprobe_multi_init(void)
 {
-	int ret;
+	int bad, ret;
 
+	bad = register_kprobes(bad_batch, ARRAY_SIZE(bad_batch));
+	if (!bad)
+		unregister_kprobes(bad_batch, ARRAY_SIZE(bad_batch));
 	ret = register_kprobes(probes, ARRAY_SIZE(probes));
 	if (ret < 0) {
 		pr_err("register_kprobes failed: %d\n", ret);
@@ -79,6 +90,8 @@ static int __init kprobe_multi_init(void)
 
 	call_target(3);
 	report("phase 1, 3 calls");
+	pr_info("a batch of d and an unknown symbol: register_kprobes() returned %d; d fired %d times\n",
+		bad, atomic_read(&probe_d.hits));
 
 	ret = disable_kprobe(&probe_c.kp);
 	if (ret < 0)

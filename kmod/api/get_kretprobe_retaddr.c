@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* API probe: get_kretprobe_retaddr(), the return address of a kretprobe instance (5.11+). */
+/* API probe: get_kretprobe_retaddr(), the return address of a kretprobe instance (5.18+). */
 #include <linux/kprobes.h>
 #include <linux/module.h>
 

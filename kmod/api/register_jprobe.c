@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* API probe: register_jprobe() and struct jprobe (jprobes; removed in 4.15). */
+/*
+ * API probe: register_jprobe() and struct jprobe (jprobes: stubs returning
+ * -ENOSYS from 4.15, removed in 4.19).
+ */
 #include <linux/kprobes.h>
 #include <linux/module.h>
 

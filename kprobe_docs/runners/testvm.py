@@ -27,6 +27,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Callable
@@ -187,9 +188,13 @@ def wheelhouse(release: Release, into: Path) -> None:
     into.mkdir(parents=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     abi = f"cp{release.python.replace('.', '')}"
-    _run([*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", str(into), str(ROOT)], "building the project's wheel")
+    # setuptools builds in the source tree (build/, *.egg-info): build from a copy of our own,
+    # so that machines prepared side by side never share one
+    with tempfile.TemporaryDirectory(prefix="kd-wheel-") as copy:
+        _project_files(Path(copy))
+        _run([*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", str(into), copy], "building the project's wheel")
     # setuptools builds the checkout's own wheel offline; tox is what ./run-tox installs
-    wanted = [*_dependencies(), "setuptools>=68", "tox"]
+    wanted = [*_dependencies(), "setuptools>=77", "tox"]
     platform = ["--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64"]
     _run(
         [*pip, "download", "--quiet", "--dest", str(into), "--only-binary=:all:", "--python-version", release.python,

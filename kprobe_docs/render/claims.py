@@ -121,6 +121,7 @@ class ClaimDirective(SphinxDirective):
         newest = sphinxext.newest_results(self.env.app)
         para = nodes.paragraph(classes=["kd-claim-status"])
         for proof in proofs:
+            sphinxext.note_runs(self.env, newest.runs_of(k for k in newest.records if k[0] == proof.sample))
             verdicts = ProofVerdicts()
             verdicts.add(newest, proof)
             text = f"Shown by {proof}: "
@@ -142,6 +143,7 @@ class ClaimsDirective(SphinxDirective):
     """``kprobe-claims``: the ledger of every claim of the site."""
 
     def run(self) -> list[nodes.Node]:
+        sphinxext.note_runs(self.env, sphinxext.newest_results(self.env.app).record_run.values())
         return [ledger()]
 
 

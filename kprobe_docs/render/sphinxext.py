@@ -14,8 +14,7 @@ nodes, and every string from a results file goes into a text or literal node
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeAlias
 
@@ -23,11 +22,13 @@ from docutils import nodes
 from docutils.parsers.rst import Directive, directives
 from sphinx import addnodes
 from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
 from sphinx.errors import ExtensionError
 from sphinx.util import logging
 from sphinx_design.shared import create_component
 
-from ..sources import extract
+from ..publish import archive
+from ..sources import extract, revision
 from ..sources.sample import DIRECTIVE, OPTION_KEYS, Sample, SampleError
 from ..store import results
 from ..store.results import Record
@@ -100,9 +101,24 @@ def newest_results(app: Sphinx) -> results.Newest:
     return cached
 
 
+def page_runs(env: BuildEnvironment) -> dict[str, set[str]]:
+    """Per page, the runs whose results it renders (kept in the environment, so incremental builds keep them)."""
+    if not hasattr(env, "kd_page_runs"):
+        env.kd_page_runs = {}  # type: ignore[attr-defined]
+    found: dict[str, set[str]] = env.kd_page_runs  # type: ignore[attr-defined]
+    return found
+
+
+def note_runs(env: BuildEnvironment, runs: Iterable[str]) -> None:
+    """The page being read renders results of these runs (its footer names them)."""
+    page_runs(env).setdefault(env.docname, set()).update(runs)
+
+
 def records_for(app: Sphinx, sample: str) -> list[Record]:
-    found = (r for (s, _), r in newest_results(app).records.items() if s == sample)
-    return sorted(found, key=lambda r: r.target)
+    newest = newest_results(app)
+    found = {key: r for key, r in newest.records.items() if key[0] == sample}
+    note_runs(app.env, newest.runs_of(found))
+    return sorted(found.values(), key=lambda r: r.target)
 
 
 def label(record: Record) -> str:
@@ -238,6 +254,7 @@ class _ResultsTable(Directive):
     def run(self) -> list[nodes.Node]:
         app = self.state.document.settings.env.app
         newest = newest_results(app)
+        note_runs(app.env, {*newest.record_run.values(), *newest.target_run.values()})
         container = nodes.container(classes=["kd-results-table"])
         if not newest.targets:
             container += nodes.paragraph("", "Not verified yet: no results. Run kprobe-docs verify.")
@@ -485,7 +502,7 @@ def _write_files(app: Sphinx, exception: Exception | None) -> None:
     out.mkdir(exist_ok=True)
     for directory in sorted((Path(app.confdir) / "samples").iterdir()):
         if directory.is_dir():
-            shutil.make_archive(str(out / directory.name), "zip", directory.parent, directory.name)
+            archive.zip_dir(directory, out / f"{directory.name}.zip", revision.build_epoch())
 
 
 def _check_samples(app: Sphinx) -> None:
@@ -502,9 +519,10 @@ def _add_static(app: Sphinx) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    from . import claims  # it builds on this module's helpers
+    from . import claims, provenance  # they build on this module's helpers
 
     claims.setup(app)
+    provenance.setup(app)
     app.add_directive(DIRECTIVE, SampleDirective)
     app.add_directive("kprobe-kernel-config", KernelConfigDirective)
     app.add_directive("kprobe-debugfs", DebugfsDirective)

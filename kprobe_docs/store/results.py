@@ -18,6 +18,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
@@ -269,12 +270,36 @@ def result_files(directory: Path) -> list[Path]:
 
 
 @dataclass
+class RunSummary:
+    """One results file as the pages cite it: its run, when, and which targets and records it holds."""
+
+    id: str
+    file: str
+    started: str
+    finished: str
+    targets: dict[str, TargetFacts]
+    records: int
+
+
+@dataclass
 class Newest:
-    """For each (sample, target) and each target, what the newest run that has it says."""
+    """For each (sample, target) and each target, what the newest run that has it says, and which run that is."""
 
     records: dict[tuple[str, str], Record] = field(default_factory=dict)
     targets: dict[str, TargetFacts] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # files left out, each with why
+    runs: dict[str, RunSummary] = field(default_factory=dict)  # every file merged, by run id
+    record_run: dict[tuple[str, str], str] = field(default_factory=dict)  # the run each record comes from
+    target_run: dict[str, str] = field(default_factory=dict)  # the run each target's facts come from
+
+    def runs_of(self, keys: Iterable[tuple[str, str]]) -> set[str]:
+        return {self.record_run[key] for key in keys if key in self.record_run}
+
+
+def _summary(path: Path, run: Run) -> RunSummary:
+    info = run.run
+    return RunSummary(info.get("id", path.stem), path.name, info.get("started", "?"), info.get("finished", "?"),
+                      run.targets, len(run.records))  # fmt: skip
 
 
 def newest(directory: Path) -> Newest:
@@ -286,8 +311,12 @@ def newest(directory: Path) -> Newest:
         except ResultsError as exc:
             merged.problems.append(str(exc))
             continue
+        summary = _summary(path, run)
+        merged.runs[summary.id] = summary
         merged.records.update((r.key, r) for r in run.records)
+        merged.record_run.update((r.key, summary.id) for r in run.records)
         merged.targets.update(run.targets)
+        merged.target_run.update((name, summary.id) for name in run.targets)
     return merged
 
 

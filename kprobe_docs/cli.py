@@ -8,6 +8,8 @@ kprobe-docs verify [options]      build, boot and check samples; print the table
 kprobe-docs verify --target host  the same on the running kernel of this machine (root; a test machine)
 kprobe-docs results [--schema]    print the table of the newest results (or their JSON Schema)
 kprobe-docs results import FILE   merge results files from other machines into results/
+kprobe-docs publish [--dist DIR]  pack the site, the man pages and the results for release (dist/)
+kprobe-docs install-man           install the man pages (/usr/local/share/man; --prefix, --uninstall)
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from . import interrupt, system
 from .build import environment as buildenv
 from .build.environment import BuildEnvError
 from .paths import ProjectError, project_root
+from .publish import manpages, release
+from .publish.manpages import ManError
+from .publish.release import PublishError
 from .runners import host
 from .runners.guests import Job, environment_for, run_id, verify
 from .runners.host import HostError
@@ -164,6 +169,28 @@ def _import(root: Path, files: list[Path]) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    root = project_root()
+    written = release.publish(root, Path(args.dist) if args.dist else root / "dist", progress)
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_install_man(args: argparse.Namespace) -> int:
+    prefix = Path(args.prefix)
+    if args.uninstall:
+        said = manpages.uninstall(prefix)
+    else:
+        source = Path(args.source) if args.source else project_root() / "build" / "docs" / "man"
+        said = manpages.install(source, prefix)
+    for line in said:
+        print(line)
+    if not args.uninstall and prefix != manpages.DEFAULT_PREFIX:
+        print(f"read them with: MANPATH={prefix} man 9 register_kretprobe")
+    return 0
+
+
 def names(value: str) -> list[str]:
     """Comma-separated names, as options take them; an empty list is refused."""
     found = [v.strip() for v in value.split(",") if v.strip()]
@@ -220,6 +247,16 @@ def parser() -> argparse.ArgumentParser:
     res.add_argument("files", nargs="*", help="results files from other machines, to import")
     res.add_argument("--schema", action="store_true", help="print the JSON Schema of a results file instead")
     res.set_defaults(func=cmd_results)
+    pub = sub.add_parser("publish", help="pack the site, the man pages and the results into release files")
+    pub.add_argument("--dist", help="where the release files go (default: dist/)")
+    pub.set_defaults(func=cmd_publish)
+    man = sub.add_parser("install-man", help="install the man pages where man finds them")
+    man.add_argument("--prefix", default=str(manpages.DEFAULT_PREFIX),
+                     help=f"man directory to install into (default: {manpages.DEFAULT_PREFIX})")  # fmt: skip
+    man.add_argument("--from", dest="source", help="a man page directory, or the man tarball of a release "
+                     "(kprobe-docs-VERSION-man.tar.gz); default: build/docs/man")  # fmt: skip
+    man.add_argument("--uninstall", action="store_true", help="remove exactly the pages installed under --prefix")
+    man.set_defaults(func=cmd_install_man)
     return top
 
 
@@ -229,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         with interrupt.handled():
             return int(args.func(args))
     except (
-        SampleError, SamplesError, TargetError, BuildEnvError, SetupError, ProjectError, ResultsError, HostError
+        SampleError, SamplesError, TargetError, BuildEnvError, SetupError, ProjectError, ResultsError, HostError,
+        PublishError, ManError,
     ) as exc:  # fmt: skip
         print(f"kprobe-docs: {exc}", file=sys.stderr)
         return 2

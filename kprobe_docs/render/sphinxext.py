@@ -477,6 +477,7 @@ class FaultsDirective(Directive):
             out.append(nodes.rubric("", title))
             out.append(_para(_literal(sample.name), nodes.Text(f": {wanted}.")))
             found = [r for (s, _), r in sorted(newest.records.items()) if s == sample.name]
+            note_runs(env, newest.runs_of(r.key for r in found))
             rows: list[list[Cell]] = [[_literal(r.target), label(r), _literal(r.reason or "-")] for r in found]
             if rows:
                 out.append(table_of(["target", "verdict", "what kprobe-docs reported"], rows))

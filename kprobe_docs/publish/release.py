@@ -53,7 +53,7 @@ def _epoch(root: Path) -> int:
 
 
 def _sphinx(root: Path, builder: str, out: Path, doctrees: Path, epoch: int) -> None:
-    command = [sys.executable, "-P", "-m", "sphinx", "-E", "-W", "--keep-going", "-q", "-b", builder,
+    command = [sys.executable, "-P", "-m", "sphinx", "-E", "-n", "-W", "--keep-going", "-q", "-b", builder,
                "-d", str(doctrees), "-c", str(root), str(root / "docs"), str(out)]  # fmt: skip
     done = subprocess.run(command, env={**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}, check=False)
     if done.returncode != 0:

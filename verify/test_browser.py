@@ -106,3 +106,25 @@ def test_badges_of_targets_a_sample_does_not_claim_say_so(site: Path) -> None:
         assert verdicts == [label(r) for r in records]
         assert "not claimed" in verdicts
         browser.close()
+
+
+def test_the_site_offline_fetches_nothing_from_outside_and_its_search_works(site: Path) -> None:
+    """Every page opened from disk: no request leaves file://; the search page finds an API by name."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed: kprobe-docs setup installs it (as root)")
+    outside: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        page = browser.new_page()
+        page.on(
+            "request", lambda r: None if r.url.split(":", 1)[0] in ("file", "data", "blob") else outside.append(r.url)
+        )
+        for html in sorted(site.rglob("*.html")):
+            page.goto(html.as_uri(), wait_until="load")
+        assert outside == [], f"pages fetch from outside: {sorted(set(outside))[:10]}"
+        page.goto((site / "search.html").as_uri() + "?q=register_kretprobe")
+        found = page.locator("#search-results ul.search li")
+        found.first.wait_for(timeout=30_000)
+        titles = [found.nth(i).inner_text() for i in range(found.count())]
+        assert any("register_kretprobe" in title for title in titles), titles
+        browser.close()

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, sync_playwright
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Locator, Page, sync_playwright
 
 from kprobe_docs.paths import project_root
 from kprobe_docs.render.sphinxext import label
@@ -108,11 +109,20 @@ def test_badges_of_targets_a_sample_does_not_claim_say_so(site: Path) -> None:
         browser.close()
 
 
-def test_the_site_offline_fetches_nothing_from_outside_and_its_search_works(site: Path) -> None:
-    """Every page opened from disk: no request leaves file://; the search page finds an API by name."""
+def _violations(axe: Axe, page: Page) -> list[str]:
+    """What axe-core finds against WCAG 2 A and AA on the page, a line per rule: rule, impact, first element."""
+    found = axe.run(page, options={"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa"]}})
+    return [f"{v['id']} ({v['impact']}): {v['nodes'][0]['html'][:120]}" for v in found.response["violations"]]
+
+
+def test_the_site_offline_fetches_nothing_passes_axe_and_its_search_works(site: Path) -> None:
+    """Every page opened from disk: no request leaves file://, axe-core finds no WCAG 2 A/AA violation;
+    then the search page finds an API by name."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed: kprobe-docs setup installs it (as root)")
     outside: list[str] = []
+    violations: dict[str, list[str]] = {}
+    axe = Axe()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         page = browser.new_page()
@@ -121,7 +131,10 @@ def test_the_site_offline_fetches_nothing_from_outside_and_its_search_works(site
         )
         for html in sorted(site.rglob("*.html")):
             page.goto(html.as_uri(), wait_until="load")
+            if problems := _violations(axe, page):
+                violations[html.relative_to(site).as_posix()] = problems
         assert outside == [], f"pages fetch from outside: {sorted(set(outside))[:10]}"
+        assert violations == {}, f"accessibility (axe-core): {violations}"
         page.goto((site / "search.html").as_uri() + "?q=register_kretprobe")
         found = page.locator("#search-results ul.search li")
         found.first.wait_for(timeout=30_000)

@@ -514,6 +514,15 @@ def _check_samples(app: Sphinx) -> None:
         raise ExtensionError(f"kprobe-docs: {exc}") from exc
 
 
+def _focusable_code(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any) -> None:
+    """Code blocks and wide tables scroll sideways; a keyboard reader reaches them only if they take focus
+    (WCAG 2.1.1).  Furo wraps every table in a ``table-wrapper`` div, the part that scrolls."""
+    body = context.get("body")
+    if isinstance(body, str):
+        body = body.replace("<pre>", '<pre tabindex="0">')
+        context["body"] = body.replace('<div class="table-wrapper', '<div tabindex="0" class="table-wrapper')
+
+
 def _add_static(app: Sphinx) -> None:
     app.config.html_static_path.append(str(STATIC))
     _check_samples(app)
@@ -536,5 +545,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("kprobe-machines", MachinesDirective)
     app.connect("builder-inited", _add_static)
     app.connect("build-finished", _write_files)
+    app.connect("html-page-context", _focusable_code)
     app.add_css_file("kprobe-docs.css")
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -20,6 +20,7 @@ PIPELINE = {
 TESTS = {
     "chromium": "chromium",  # the browser test
     "man": "man-db",  # rendering the man pages
+    "tidy": "tidy",  # the HTML validity check of the site
     "cpio": "cpio",  # reading the initramfs back, as the kernel would
     "qemu-img": "qemu-utils",  # the test machines' copy-on-write disks
     "mke2fs": "e2fsprogs",  # the test machines' root file systems

@@ -67,7 +67,10 @@ def _lines_block(lines: Sequence[str], classes: Sequence[str] = ()) -> nodes.lit
 
 def _entry(cell: Cell) -> nodes.entry:
     entry = nodes.entry()
-    entry += _para(nodes.Text(shown(cell))) if isinstance(cell, str) else _para(cell)
+    if isinstance(cell, str):
+        entry += _para(nodes.Text(shown(cell)))
+    else:  # a paragraph as it is: HTML has no paragraph inside a paragraph
+        entry += cell if isinstance(cell, nodes.paragraph) else _para(cell)
     return entry
 
 

@@ -28,6 +28,18 @@ def test_newest_record_wins_per_sample_and_target(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*tmp"))
 
 
+def test_each_record_names_the_run_it_comes_from_even_when_two_files_share_a_run_id(tmp_path: Path) -> None:
+    run: results.RunInfo = {"id": "r1", "started": "s", "finished": "f"}
+    results.save(tmp_path / "20260101T000000Z-1.json", run, [_record("a", "t1", "pass")], {"t1": {}})
+    results.save(tmp_path / "20260102T000000Z-1.json", run, [_record("b", "t1", "pass")], {"t1": {}})
+    newest = results.newest(tmp_path)
+    assert sorted(newest.runs) == ["r1", "r1 (20260102T000000Z-1.json)"]
+    assert newest.runs_of([("a", "t1")]) == {"r1"}
+    assert newest.runs_of([("b", "t1"), ("zz", "t9")]) == {"r1 (20260102T000000Z-1.json)"}
+    assert newest.target_run["t1"] == "r1 (20260102T000000Z-1.json)"
+    assert newest.runs["r1"].file == "20260101T000000Z-1.json" and newest.runs["r1"].records == 1
+
+
 def test_corrupt_file_is_named_and_left_out(tmp_path: Path) -> None:
     results.save(tmp_path / "20260101T000000Z-1.json", {}, [_record("a", "t1", "pass")], {})
     (tmp_path / "20260102T000000Z-1.json").write_text('{"format": 1, "records": [')

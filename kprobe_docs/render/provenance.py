@@ -21,8 +21,6 @@ from ..store import results
 from . import sphinxext
 from .sphinxext import Cell, note_runs, shown, table_of
 
-RUNS_DOC = "runs"
-
 
 def _purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
     sphinxext.page_runs(env).pop(docname, None)

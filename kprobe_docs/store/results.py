@@ -296,10 +296,14 @@ class Newest:
         return {self.record_run[key] for key in keys if key in self.record_run}
 
 
-def _summary(path: Path, run: Run) -> RunSummary:
+def _summary(path: Path, run: Run, known: dict[str, RunSummary]) -> RunSummary:
+    """``path`` as the pages cite it; a run id that another file already uses is told apart by the file's name."""
     info = run.run
-    return RunSummary(info.get("id", path.stem), path.name, info.get("started", "?"), info.get("finished", "?"),
-                      run.targets, len(run.records))  # fmt: skip
+    run_id = info.get("id", path.stem)
+    if run_id in known:
+        run_id = f"{run_id} ({path.name})"
+    return RunSummary(run_id, path.name, info.get("started", "?"), info.get("finished", "?"), run.targets,
+                      len(run.records))  # fmt: skip
 
 
 def newest(directory: Path) -> Newest:
@@ -311,7 +315,7 @@ def newest(directory: Path) -> Newest:
         except ResultsError as exc:
             merged.problems.append(str(exc))
             continue
-        summary = _summary(path, run)
+        summary = _summary(path, run, merged.runs)
         merged.runs[summary.id] = summary
         merged.records.update((r.key, r) for r in run.records)
         merged.record_run.update((r.key, summary.id) for r in run.records)

@@ -173,3 +173,18 @@ def test_reproducible_gzip_has_no_time_and_round_trips() -> None:
     data = hashlib.sha256(b"x").digest() * 100
     packed = gzip_bytes(data)
     assert packed[4:8] == b"\0\0\0\0" and gzip.decompress(packed) == data
+
+
+def test_a_hostile_man_tarball_writes_nothing_outside_the_prefix(tmp_path: Path) -> None:
+    """Only regular files named like man pages are taken, each by its base name: no escape, no link followed."""
+    tarball, page, prefix = tmp_path / "evil.tar.gz", tmp_path / "page.9", tmp_path / "prefix"
+    page.write_text(".TH EVIL 9\n")
+    with tarfile.open(tarball, "w:gz") as archive:
+        archive.add(page, arcname="../../escaped.9")
+        archive.add(page, arcname="deep/down/fine.9")
+        link = tarfile.TarInfo("man9/link.9")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        archive.addfile(link)
+    manpages.install(tarball, prefix)
+    assert sorted(p.relative_to(prefix).as_posix() for p in prefix.rglob("*.gz")) == ["man9/fine.9.gz"]
+    assert not (tmp_path.parent / "escaped.9").exists()

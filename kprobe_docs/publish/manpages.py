@@ -36,9 +36,16 @@ def pages_in(directory: Path) -> list[tuple[Path, str]]:
 
 
 def _unpack(tarball: Path, into: Path) -> Path:
+    """The man pages of ``tarball``, written under ``into``: regular files only, none outside ``into``."""
     try:
         with tarfile.open(tarball) as archive:
-            archive.extractall(into, filter="data")
+            for member in archive.getmembers():
+                name = Path(member.name)
+                if not member.isfile() or not PAGE_RE.fullmatch(name.name) or name.is_absolute() or ".." in name.parts:
+                    continue
+                data = archive.extractfile(member)
+                if data is not None:
+                    (into / name.name).write_bytes(data.read())
     except (OSError, tarfile.TarError) as exc:
         raise ManError(f"{tarball}: not a readable man page archive: {exc}") from exc
     return into
@@ -105,19 +112,22 @@ def uninstall(prefix: Path) -> list[str]:
     if not files and not dirs:
         return [f"{prefix}: no kprobe-docs man pages installed there ({MANIFEST} not found)"]
     removed, kept = 0, []
-    for name, digest in sorted(files.items()):
-        path = prefix / name
-        if not path.exists():
-            continue
-        if _digest(path.read_bytes()) != digest:
-            kept.append(name)
-            continue
-        path.unlink()
-        removed += 1
-    for name in dirs:
-        if (prefix / name).is_dir() and not any((prefix / name).iterdir()):
-            (prefix / name).rmdir()
-    (prefix / MANIFEST).unlink()
+    try:
+        for name, digest in sorted(files.items()):
+            path = prefix / name
+            if not path.exists():
+                continue
+            if _digest(path.read_bytes()) != digest:
+                kept.append(name)
+                continue
+            path.unlink()
+            removed += 1
+        for name in dirs:
+            if (prefix / name).is_dir() and not any((prefix / name).iterdir()):
+                (prefix / name).rmdir()
+        (prefix / MANIFEST).unlink()
+    except OSError as exc:
+        raise ManError(f"cannot remove from {prefix}: {exc.strerror}; run as root, or give the --prefix used") from exc
     said = [f"removed {removed} man pages from {prefix}"]
     said += [f"kept {prefix / name}: it changed since it was installed" for name in kept]
     return said

@@ -122,3 +122,13 @@ def test_a_sample_name_defined_on_two_pages_stops_the_build_naming_both(tmp_path
     proc = _build(project)
     assert proc.returncode != 0
     assert "docs/other.md:5: sample 'demo_mod' already defined at docs/index.md:3" in proc.stderr
+
+
+def test_a_target_without_a_date_of_its_own_is_dated_by_its_run(tmp_path: Path) -> None:
+    from kprobe_docs.render.sphinxext import _provenance_notes
+
+    facts: results.TargetFacts = {"provenance": {"kernel_package": "linux-image-x", "runner": "host"}}
+    run: results.RunInfo = {"id": "r", "started": "2026-12-01T10:00:00+00:00", "finished": "2026-12-01T10:30:00+00:00"}
+    results.save(tmp_path / "20261201T100000Z-1.json", run, [], {"host-debian-x": facts})
+    notes = _provenance_notes(results.newest(tmp_path)).astext()
+    assert "host-debian-x: linux-image-x, run 2026-12-01T10:30:00+00:00" in notes

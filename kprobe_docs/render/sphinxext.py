@@ -270,7 +270,10 @@ def _provenance_notes(newest: results.Newest) -> nodes.bullet_list:
     notes = nodes.bullet_list()
     for name, facts in sorted(newest.targets.items()):
         p = facts.get("provenance", {})
-        text = f": {p.get('kernel_package', '?')} {p.get('kernel_version', '')}, run {p.get('date', '?')}"
+        run = newest.runs.get(newest.target_run.get(name, ""))
+        when = p.get("date") or (run.finished if run else "?")  # a test machine's facts carry no date of their own
+        kernel = f"{p.get('kernel_package', '?')} {p.get('kernel_version', '')}".strip()
+        text = f": {kernel}, run {when}"
         notes += nodes.list_item("", _para(_literal(name), nodes.Text(shown(text))))
     return notes
 

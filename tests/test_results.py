@@ -40,6 +40,14 @@ def test_each_record_names_the_run_it_comes_from_even_when_two_files_share_a_run
     assert newest.runs["r1"].file == "20260101T000000Z-1.json" and newest.runs["r1"].records == 1
 
 
+def test_a_run_id_made_to_clash_with_a_renamed_one_still_keeps_every_file(tmp_path: Path) -> None:
+    for name, run_id in (("a", "X"), ("b", "X (c.json)"), ("c", "X")):
+        results.save(tmp_path / f"{name}.json", {"id": run_id}, [_record(name, "t1", "pass")], {})
+    newest = results.newest(tmp_path)
+    assert sorted(r.file for r in newest.runs.values()) == ["a.json", "b.json", "c.json"]
+    assert newest.runs[newest.record_run[("c", "t1")]].file == "c.json"
+
+
 def test_corrupt_file_is_named_and_left_out(tmp_path: Path) -> None:
     results.save(tmp_path / "20260101T000000Z-1.json", {}, [_record("a", "t1", "pass")], {})
     (tmp_path / "20260102T000000Z-1.json").write_text('{"format": 1, "records": [')

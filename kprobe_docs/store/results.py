@@ -299,9 +299,11 @@ class Newest:
 def _summary(path: Path, run: Run, known: dict[str, RunSummary]) -> RunSummary:
     """``path`` as the pages cite it; a run id that another file already uses is told apart by the file's name."""
     info = run.run
-    run_id = info.get("id", path.stem)
-    if run_id in known:
-        run_id = f"{run_id} ({path.name})"
+    run_id = base = info.get("id", path.stem)
+    count = 1
+    while run_id in known:
+        run_id = f"{base} ({path.name})" if count == 1 else f"{base} ({path.name}, {count})"
+        count += 1
     return RunSummary(run_id, path.name, info.get("started", "?"), info.get("finished", "?"), run.targets,
                       len(run.records))  # fmt: skip
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -16,8 +18,26 @@ def _git(root: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+COMMIT_ENV = "KPROBE_DOCS_COMMIT"  # set by a build of an exported commit, which has no git directory of its own
+
+
+def head(root: Path) -> str | None:
+    """The commit the checkout is at; None outside git."""
+    return _git(root, "rev-parse", "HEAD")
+
+
+def export(root: Path, into: Path) -> None:
+    """The files of the checkout's HEAD, exactly as committed, written under ``into``."""
+    done = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", "HEAD"], capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+        archive.extractall(into)  # our own commit's files: nothing to filter
+
+
 def commit(root: Path) -> str:
     """The checkout's commit, with ``-dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    given = os.environ.get(COMMIT_ENV)
+    if given:
+        return given
     head = _git(root, "rev-parse", "HEAD")
     if head is None:
         return "unknown (not a git checkout)"

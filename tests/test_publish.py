@@ -48,9 +48,13 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("publish")
     first, second = _clone(base / "one"), _clone(base / "elsewhere" / "two")
     os.utime(second / "conf.py", (1, 1))  # file times must not matter
+    (first / "samples" / "kprobe_example" / "kprobe_example.o").write_bytes(b"a reader's build output")
+    with (first / "docs" / "index.md").open("a") as page:
+        page.write("\nAn uncommitted sentence.\n")
     for checkout in (first, second):
         done = _publish(checkout)
         assert done.returncode == 0, done.stderr
+    assert "publish: uncommitted changes are not in the release" in _publish(first).stderr
     return first / "dist", second / "dist"
 
 
@@ -188,3 +192,32 @@ def test_a_hostile_man_tarball_writes_nothing_outside_the_prefix(tmp_path: Path)
     manpages.install(tarball, prefix)
     assert sorted(p.relative_to(prefix).as_posix() for p in prefix.rglob("*.gz")) == ["man9/fine.9.gz"]
     assert not (tmp_path.parent / "escaped.9").exists()
+
+
+def test_publish_into_a_place_it_cannot_write_says_so_before_building(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    argv = [sys.executable, "-m", "kprobe_docs", "publish", "--dist", str(blocker / "dist")]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert f"kprobe-docs: cannot make the release in {blocker / 'dist'}: " in done.stderr
+    assert "building" not in done.stderr
+
+
+def test_install_man_never_overwrites_a_page_it_did_not_install_nor_removes_before_it_can_install(
+    releases: tuple[Path, Path], tmp_path: Path
+) -> None:
+    prefix, tarball = tmp_path / "man", releases[0] / f"kprobe-docs-{release.version()}-man.tar.gz"
+    foreign = prefix / "man7" / "kprobes.7.gz"
+    foreign.parent.mkdir(parents=True)
+    foreign.write_bytes(gzip.compress(b".TH KPROBES 7 other\n"))
+    with pytest.raises(manpages.ManError, match="not installed by kprobe-docs, or changed since, so left alone"):
+        manpages.install(tarball, prefix)
+    assert gzip.decompress(foreign.read_bytes()) == b".TH KPROBES 7 other\n"
+    foreign.unlink()
+    manpages.install(tarball, prefix)
+    manpages.install(tarball, prefix)  # again: its own pages are in the way, and that is fine
+    with pytest.raises(manpages.ManError, match=f"{tmp_path / 'empty'}: no man pages"):
+        (tmp_path / "empty").mkdir()
+        manpages.install(tmp_path / "empty", prefix)
+    assert (prefix / "man9" / "register_kretprobe.9.gz").exists()  # a failed install removed nothing

@@ -27,11 +27,12 @@ class ManError(RuntimeError):
     """The man pages cannot be found, installed or removed; the message says why and what to do."""
 
 
-def pages_in(directory: Path) -> list[tuple[Path, str]]:
-    """Each man page under ``directory`` (flat, or in manN/ directories) with its section."""
+def pages_in(directory: Path, source: Path | None = None) -> list[tuple[Path, str]]:
+    """Each man page under ``directory`` (flat, or in manN/ directories) with its section; ``source`` is what
+    errors name (the tarball ``directory`` was unpacked from)."""
     found = [(p, m[1]) for p in sorted(directory.rglob("*")) if p.is_file() and (m := PAGE_RE.fullmatch(p.name))]
     if not found:
-        raise ManError(f"{directory}: no man pages (files named NAME.SECTION) in it")
+        raise ManError(f"{source or directory}: no man pages (files named NAME.SECTION) in it")
     return found
 
 
@@ -75,35 +76,64 @@ def _manifest(prefix: Path) -> tuple[dict[str, str], list[str]]:
     return {str(k): str(v) for k, v in data["files"].items()}, [str(d) for d in data["dirs"]]
 
 
+def _foreign(pages: list[tuple[Path, str]], prefix: Path) -> list[str]:
+    """The files an install would overwrite that the last install did not write, or that changed since."""
+    installed, _ = _manifest(prefix)
+    found = []
+    for page, section in pages:
+        name = f"man{section}/{page.name}.gz"
+        path = prefix / name
+        if path.exists() and installed.get(name) != _digest(path.read_bytes()):
+            found.append(str(path))
+    return found
+
+
+def _write(pages: list[tuple[Path, str]], prefix: Path) -> int:
+    """Write the pages gzipped, listing each file and each directory made; how many pages."""
+    files: dict[str, str] = {}
+    dirs: list[str] = []
+    try:
+        prefix.mkdir(parents=True, exist_ok=True)
+        for page, section in pages:
+            target_dir = prefix / f"man{section}"
+            if not target_dir.exists():
+                target_dir.mkdir()
+                dirs.append(target_dir.name)
+            data = gzip_bytes(page.read_bytes())
+            target = target_dir / f"{page.name}.gz"
+            target.write_bytes(data)
+            files[target.relative_to(prefix).as_posix()] = _digest(data)
+    except OSError as exc:
+        raise ManError(f"cannot install into {prefix}: {exc.strerror}; run as root, or give --prefix DIR") from exc
+    finally:
+        if files or dirs:
+            try:
+                (prefix / MANIFEST).write_text(json.dumps({"files": files, "dirs": dirs}, indent=1, sort_keys=True))
+            except OSError as exc:
+                raise ManError(f"cannot write {prefix / MANIFEST}: {exc.strerror}; remove {', '.join(files)} "
+                               "by hand") from exc  # fmt: skip
+    return len(files)
+
+
 def install(source: Path, prefix: Path) -> list[str]:
-    """Install the pages of ``source`` (a directory or a man page tarball) under ``prefix``; what was done."""
+    """Install the pages of ``source`` (a directory or a man page tarball) under ``prefix``; what was done.
+
+    Nothing is removed or written unless every page can go in: the source must hold man pages, and no file
+    in the way may be one this command did not install (or one changed since)."""
     if not source.exists():
         raise ManError(f"{source}: not found; build the man pages first (./run-tox -e man), or give --from "
                        "a kprobe-docs-VERSION-man.tar.gz from tox -e publish")  # fmt: skip
-    said = uninstall(prefix) if (prefix / MANIFEST).exists() else []
     with tempfile.TemporaryDirectory() as scratch:
         directory = _unpack(source, Path(scratch)) if source.is_file() else source
-        pages = pages_in(directory)
-        files: dict[str, str] = {}
-        dirs: list[str] = []
-        try:
-            prefix.mkdir(parents=True, exist_ok=True)
-            for page, section in pages:
-                target_dir = prefix / f"man{section}"
-                if not target_dir.exists():
-                    target_dir.mkdir()
-                    dirs.append(target_dir.name)
-                data = gzip_bytes(page.read_bytes())
-                target = target_dir / f"{page.name}.gz"
-                target.write_bytes(data)
-                files[target.relative_to(prefix).as_posix()] = _digest(data)
-        except OSError as exc:
-            raise ManError(f"cannot install into {prefix}: {exc.strerror}; run as root, or give --prefix DIR") from exc
-        finally:
-            if files or dirs:
-                (prefix / MANIFEST).write_text(json.dumps({"files": files, "dirs": dirs}, indent=1, sort_keys=True))
+        pages = pages_in(directory, source)
+        foreign = _foreign(pages, prefix)
+        if foreign:
+            raise ManError(f"not installed by kprobe-docs, or changed since, so left alone: {', '.join(foreign)}; "
+                           "remove them, or give another --prefix")  # fmt: skip
+        said = uninstall(prefix) if (prefix / MANIFEST).exists() else []
+        count = _write(pages, prefix)
     sections = sorted({s for _, s in pages})
-    return [*said, f"installed {len(files)} man pages in {prefix} (sections {', '.join(sections)})"]
+    return [*said, f"installed {count} man pages in {prefix} (sections {', '.join(sections)})"]
 
 
 def uninstall(prefix: Path) -> list[str]:

@@ -132,3 +132,18 @@ def test_a_target_without_a_date_of_its_own_is_dated_by_its_run(tmp_path: Path) 
     results.save(tmp_path / "20261201T100000Z-1.json", run, [], {"host-debian-x": facts})
     notes = _provenance_notes(results.newest(tmp_path)).astext()
     assert "host-debian-x: linux-image-x, run 2026-12-01T10:30:00+00:00" in notes
+
+
+def test_an_incremental_build_reads_again_the_pages_whose_results_changed(tmp_path: Path) -> None:
+    """As under tox -e serve: no -E, the page source unchanged, a results file added between two builds."""
+    project = _project(tmp_path, GOOD)
+    assert _build(project).returncode == 0
+    assert "not verified yet" in (project / "out" / "index.html").read_text()
+    run: results.RunInfo = {"id": "r7", "finished": "2026-12-01T10:30:00+00:00"}
+    record = Record("demo_mod", "t-amd64", "kmod", "docs/index.md", "h", "pass")
+    results.save(project / "results" / "20261201T100000Z-7.json", run, [record], {"t-amd64": {}})
+    proc = _build(project)
+    assert proc.returncode == 0, proc.stderr
+    html = (project / "out" / "index.html").read_text()
+    assert "not verified yet" not in html and "t-amd64" in html
+    assert "Results rendered from run(s): r7 (t-amd64; finished 2026-12-01T10:30:00+00:00)" in html

@@ -13,6 +13,7 @@ nodes, and every string from a results file goes into a text or literal node
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -115,6 +116,21 @@ def page_runs(env: BuildEnvironment) -> dict[str, set[str]]:
 def note_runs(env: BuildEnvironment, runs: Iterable[str]) -> None:
     """The page being read renders results of these runs (its footer names them)."""
     page_runs(env).setdefault(env.docname, set()).update(runs)
+
+
+def _results_stamp(directory: Path) -> str:
+    """What changes when a results file is added, removed or rewritten."""
+    listing = "".join(f"{p.name} {p.stat().st_size} {p.stat().st_mtime_ns}\n" for p in results.result_files(directory))
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def _outdated_by_results(app: Sphinx, env: BuildEnvironment, added: set[str], changed: set[str],
+                         removed: set[str]) -> list[str]:  # fmt: skip
+    """An incremental build (``tox -e serve``) reads again every page that renders results when they change."""
+    stamp = _results_stamp(Path(app.confdir) / "results")
+    before = getattr(env, "kd_results_stamp", None)
+    env.kd_results_stamp = stamp  # type: ignore[attr-defined]
+    return sorted(page_runs(env)) if before is not None and before != stamp else []
 
 
 def records_for(app: Sphinx, sample: str) -> list[Record]:
@@ -552,5 +568,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", _add_static)
     app.connect("build-finished", _write_files)
     app.connect("html-page-context", _focusable_code)
+    app.connect("env-get-outdated", _outdated_by_results)
     app.add_css_file("kprobe-docs.css")
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    return {"version": "1", "env_version": 2, "parallel_read_safe": True, "parallel_write_safe": True}

@@ -179,6 +179,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_install_man(args: argparse.Namespace) -> int:
     prefix = Path(args.prefix)
+    if args.uninstall and args.source:
+        raise ManError("--uninstall removes what the install list names; --from has no meaning with it")
     if args.uninstall:
         said = manpages.uninstall(prefix)
     else:

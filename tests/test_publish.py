@@ -163,6 +163,8 @@ def test_install_man_without_pages_says_how_to_make_them(tmp_path: Path) -> None
     done = subprocess.run([sys.executable, "-m", "kprobe_docs", *argv], capture_output=True, text=True, check=False)
     assert done.returncode == 2
     assert "not found; build the man pages first (./run-tox -e man)" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "kprobe_docs", *argv, "--uninstall"], capture_output=True, text=True)
+    assert done.returncode == 2 and "--from has no meaning with it" in done.stderr
 
 
 def test_a_damaged_install_list_is_refused_not_followed(tmp_path: Path) -> None:

@@ -38,11 +38,11 @@ def commit(root: Path) -> str:
     given = os.environ.get(COMMIT_ENV)
     if given:
         return given
-    head = _git(root, "rev-parse", "HEAD")
-    if head is None:
+    at = head(root)
+    if at is None:
         return "unknown (not a git checkout)"
     changed = _git(root, "status", "--porcelain", "--untracked-files=no")
-    return f"{head}-dirty" if changed else head
+    return f"{at}-dirty" if changed else at
 
 
 def commit_epoch(root: Path) -> int | None:

@@ -146,3 +146,34 @@ def test_a_sample_that_leaves_something_behind_fails_for_it() -> None:
     verdict = evaluate(run, SAMPLE, CONTEXT)
     assert verdict.verdict == "fail"
     assert verdict.reason == "leftover: kprobe_events entry still defined: p:kprobes/kd_x kernel_clone (and 1 more)"
+
+
+SCRIPT = make_sample("demo_tracefs", {"kind": "tracefs", "expect": "demo: \\(f\\+0x0/0x10\\)"}, "echo\n", "p", 1)
+
+
+def _script_run(out: list[str], **events: str) -> SampleRun:
+    run = SampleRun("demo_tracefs", events={"script": "0", "taint": "0", **events}, outcome="completed")
+    run.sections = {"out": out, "dmesg": []}
+    return run
+
+
+def test_tracefs_script_is_judged_on_what_it_printed() -> None:
+    verdict = evaluate(_script_run(["  sh-7 [000] ..... 1.0: demo: (f+0x0/0x10)"]), SCRIPT, CONTEXT)
+    assert verdict.passed
+
+
+def test_tracefs_script_that_fails_names_the_kernels_error() -> None:
+    out = [
+        "sh: write error: No such file or directory",
+        "[   10.008188] trace_kprobe: error: Invalid probed address or symbol",
+        "  Command: p:kd/x kernel_clone j=@jiffies:u64",
+        "                             ^",
+    ]
+    verdict = evaluate(_script_run(out, script="1"), SCRIPT, CONTEXT)
+    assert verdict.load == "failed"
+    assert verdict.reason == "the script exited 1: [   10.008188] trace_kprobe: error: Invalid probed address or symbol"
+
+
+def test_tracefs_script_that_fails_without_an_error_log_names_its_last_line() -> None:
+    verdict = evaluate(_script_run(["no open path to probe"], script="1"), SCRIPT, CONTEXT)
+    assert verdict.reason == "the script exited 1: no open path to probe"

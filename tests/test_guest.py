@@ -40,3 +40,22 @@ def test_initramfs_lists_agent_busybox_and_samples(tmp_path: Path) -> None:
     assert (out / "kd" / "demo" / "params").read_text() == "a=1\n"
     assert (out / "init").read_bytes().startswith(b"#!/bin/busybox sh")
     assert (out / "kd" / "demo" / "trigger").stat().st_mode & 0o111
+
+
+def test_tracefs_script_rides_in_the_module_boot(tmp_path: Path) -> None:
+    if shutil.which("cpio") is None:
+        pytest.skip("cpio(1) is not installed: kprobe-docs setup installs it (as root)")
+    busybox = tmp_path / "busybox"
+    busybox.write_bytes(b"\x7fELF fake")
+    script = tmp_path / "demo_tracefs.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    sample = make_sample("demo_tracefs", {"kind": "tracefs", "expect": "hi"}, script.read_text(), "p", 1)
+    image = tmp_path / "initrd.cpio"
+    make_initramfs(busybox, [(sample, script)], image)
+    out = tmp_path / "x"
+    out.mkdir()
+    subprocess.run(["cpio", "-id", "--quiet"], input=image.read_bytes(), cwd=out, check=True)
+    placed = out / "kd" / "demo_tracefs" / "demo_tracefs.sh"
+    assert placed.read_text() == "#!/bin/sh\necho hi\n"
+    assert not (out / "kd" / "demo_tracefs" / "params").exists()
+    assert "run_script" in (out / "init").read_text()

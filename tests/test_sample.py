@@ -20,7 +20,9 @@ def test_valid_sample_parses_lists_and_ranges() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"kind": "rust", "expect": "x"}, "kind: want one of kmod, bcc"),
+        ({"kind": "rust", "expect": "x"}, "kind: want one of kmod, bcc, tracefs"),
+        ({"kind": "tracefs", "expect": "x", "trigger": "true"}, "a tracefs sample takes no 'trigger'"),
+        ({"kind": "tracefs", "expect": "x", "params": "a=1"}, "a tracefs sample takes no 'params'"),
         ({**GOOD, "colour": "red"}, "unknown option 'colour'"),
         ({**GOOD, "expect": "("}, "expect: bad regular expression"),
         ({"kind": "kmod"}, "must name at least one log line"),

@@ -5,7 +5,8 @@ release's chroot and built there with the release's own compiler.  The build
 log is kept next to the module under ``build/<target>/<name>/``; a compiler
 or modpost warning fails the build.  A bcc program is byte-compiled by the
 release's own python3 (the one its guest runs), warnings as errors; its BPF
-C text is compiled in the guest, where bcc needs the running kernel.
+C text is compiled in the guest, where bcc needs the running kernel.  A
+tracefs script is parsed (``sh -n``) by the release's POSIX shell.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class BuildResult:
     seconds: float
     log: str  # path of the full build log
     problem: str  # first error or warning line, empty when ok
-    artifact: str  # what the guest runs: the built .ko or the checked bcc program; empty when none
+    artifact: str  # what the guest runs: the built .ko, or the checked program or script; empty when none
 
 
 def _problem(log: str) -> str:
@@ -55,6 +56,8 @@ def _status(sample: Sample, returncode: int, log: str) -> str:
 def _command(headers: str, make_vars: tuple[str, ...], sample: Sample, inside: Path) -> list[str]:
     if sample.kind == "bcc":
         return ["python3", "-W", "error", "-m", "py_compile", str(inside / sample.filename)]
+    if sample.kind == "tracefs":  # the release's /bin/sh (dash) parses it: no bashisms get through
+        return ["sh", "-n", str(inside / sample.filename)]
     return ["make", *make_vars, "-C", headers, f"M={inside}", "modules"]
 
 
@@ -111,7 +114,7 @@ def _build(
     status = _status(sample, returncode, log)
     artifact = ""
     if status == "ok":
-        built = sample.filename if sample.kind == "bcc" else f"{sample.name}.ko"
+        built = f"{sample.name}.ko" if sample.kind == "kmod" else sample.filename
         artifact = str(out / built)
         shutil.copy(work / built, artifact)
     shutil.rmtree(work)

@@ -19,6 +19,8 @@ KERNEL_TROUBLE = re.compile(
     r"Oops|BUG:|WARNING:|Kernel panic|general protection fault|Unable to handle kernel"
     r"|kernel BUG at|soft lockup|rcu_(sched|preempt) self-detected stall|hung_task|invalid opcode"
 )
+# The line of tracefs error_log that says why a definition was refused, e.g. "trace_kprobe: error: Bad register".
+TRACEFS_ERROR = re.compile(r"^(\[[ 0-9.]+\] )?\w+: error: ")
 # /proc/sys/kernel/tainted bits that mean the kernel was damaged.
 BAD_TAINT = {4: "M", 5: "B", 7: "D", 9: "W", 14: "L"}
 TAINT_LETTERS = "PFSRMBUDAWCIOELKXTN"
@@ -76,6 +78,7 @@ STEPS = {
         ("rmmod2", "second rmmod", "rmmod2"),
     ),
     "bcc": (("attach", "attach", "out"), ("detach", "detach", "out")),
+    "tracefs": (("script", "the script", "out"),),
 }
 
 
@@ -89,11 +92,12 @@ STEP_NAMES = {
     "rmmod2": "rmmod (second unload)",
     "attach": "attach",
     "detach": "detach",
+    "script": "the script",
 }
 
 
 def output(run: SampleRun, kind: str) -> list[str]:
-    """What the sample printed: the kernel log of the first load (module), the program's output (bcc)."""
+    """What the sample printed: the kernel log of the first load (module), the program's or script's output."""
     return run.sections.get("log1" if kind == "kmod" else "out", [])
 
 
@@ -128,12 +132,23 @@ def _check_outcome(run: SampleRun, sample: Sample, verdict: Verdict) -> None:
         verdict.fail("load", f"kernel crashed: {trouble.strip()}")
 
 
+def _last_words(lines: list[str], kind: str) -> str:
+    """The line of a failed step's output that says why: its last, or for a script the kernel's last error.
+
+    A script that fails on a refused definition ends with tracefs ``error_log``, whose last line is a caret
+    under the refused word; the line that says what is wrong comes two lines before.
+    """
+    said = [line.strip() for line in lines if line.strip()]
+    errors = [line for line in said if TRACEFS_ERROR.search(line)] if kind == "tracefs" else []
+    return (errors or said or [""])[-1]
+
+
 def _check_steps(run: SampleRun, kind: str, verdict: Verdict) -> None:
     for event, what, section in STEPS[kind]:
         rc = _rc(run, event)
         if rc != "0":
-            lines = [line for line in run.sections.get(section, []) if line.strip()]
-            detail = f": {lines[-1].strip()}" if lines else ""
+            words = _last_words(run.sections.get(section, []), kind)
+            detail = f": {words}" if words else ""
             verdict.fail("load", f"{what} {'did not run' if rc == 'missing' else 'exited ' + rc}{detail}")
             return
 

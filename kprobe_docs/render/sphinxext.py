@@ -204,6 +204,11 @@ def captured(records: list[Record]) -> nodes.container | None:
     return tab_set
 
 
+# How each kind's code is highlighted, and what its download holds.
+LANGUAGES = {"kmod": "c", "bcc": "python", "tracefs": "sh"}
+HOLDS = {"kmod": "source, Kbuild, Makefile", "bcc": "the Python program", "tracefs": "the shell script"}
+
+
 class SampleDirective(Directive):
     """``kprobe-sample``: a verified sample, its badges and its captured output."""
 
@@ -231,8 +236,7 @@ class SampleDirective(Directive):
         caption = sample.extra.get("caption", sample.filename)
         section += nodes.paragraph("", "", nodes.strong("", caption), classes=["kd-caption"])
         section += self._badges(app, sample)
-        language = "c" if sample.kind == "kmod" else "python"
-        section += nodes.literal_block(sample.code, sample.code, language=language, classes=["kd-code"])
+        section += nodes.literal_block(sample.code, sample.code, language=LANGUAGES[sample.kind], classes=["kd-code"])
         section += self._download(sample)
         tabs = captured(records_for(app, sample.name))
         if tabs is not None:
@@ -253,7 +257,7 @@ class SampleDirective(Directive):
     def _download(self, sample: Sample) -> nodes.paragraph:
         docname = self.state.document.settings.env.docname
         uri = _to_root(docname) + f"_samples/{sample.name}.zip"
-        holds = "source, Kbuild, Makefile" if sample.kind == "kmod" else "the Python program"
+        holds = HOLDS[sample.kind]
         link = nodes.reference("", f"Download {sample.name}.zip ({holds})", refuri=uri)
         return nodes.paragraph("", "", link, classes=["kd-download"])
 

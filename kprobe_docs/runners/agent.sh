@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # kprobe-docs guest agent: /init of the verification initramfs.
 #
-# Runs the module samples listed in /kd/plan, starting at the index given by
+# Runs the module samples and tracefs scripts listed in /kd/plan, starting at the index given by
 # kd.start= on the kernel command line, with the steps of /kd/lib.sh, and
 # reports on the serial console with the markers described there.
 # Everything else on the console is the kernel's own output.
@@ -35,7 +35,11 @@ fi
 i=0
 while read -r name; do
 	if [ "$i" -ge "$start" ]; then
-		run_sample "$name" "$i" || poweroff -f
+		if [ -e "/kd/$name/$name.sh" ]; then
+			run_script "$name" "$i" || poweroff -f
+		else
+			run_sample "$name" "$i" || poweroff -f
+		fi
 	fi
 	i=$((i + 1))
 done </kd/plan

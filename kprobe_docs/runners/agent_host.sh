@@ -2,13 +2,14 @@
 # kprobe-docs host agent: one sample on the running kernel of this machine.
 #
 #   agent_host.sh kmod DIR NAME INDEX
+#   agent_host.sh tracefs DIR NAME INDEX
 #   agent_host.sh bcc DIR NAME INDEX RUNDIR RUNNER_PID
 #
 # DIR holds lib.sh and, under DIR/NAME/, the sample's files.  The steps are
-# those of a guest (lib.sh's run_sample and run_twin) and the report uses
-# the same markers, on standard output.  Unlike a guest, it never clears the
-# kernel's log, which is the machine's: it reads what came after its mark
-# from /dev/kmsg.
+# those of a guest (lib.sh's run_sample, run_script and run_twin) and the
+# report uses the same markers, on standard output.  Unlike a guest, it never
+# clears the kernel's log, which is the machine's: it reads what came after
+# its mark from /dev/kmsg.
 set -u
 kind=$1 KD=$2 name=$3 index=$4
 T=$(mktemp -d "${TMPDIR:-/tmp}/kprobe-docs-agent.XXXXXX") || exit 1
@@ -39,6 +40,7 @@ log_take() { kmsg_since "$mark" >"$1"; }
 event booted - "$(uname -r)"
 case $kind in
 kmod) run_sample "$name" "$index" ;;
+tracefs) run_script "$name" "$index" ;;
 bcc) run_twin "$name" "$index" "$5" "$6" ;;
 *) echo "agent_host.sh: unknown kind $kind" >&2 && exit 2 ;;
 esac

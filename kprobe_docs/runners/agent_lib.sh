@@ -39,14 +39,18 @@ EVENTS=/sys/kernel/tracing/kprobe_events
 log_mark() { dmesg -c >/dev/null; }
 log_take() { dmesg -c >"$1"; }
 
-# What a sample leaves behind is found by comparing the kprobes list and the
-# kprobe events before and after it.  A guest removes the events it finds, so
-# that the next sample starts clean; the host agent sets KEEP_LEFTOVERS=1: a
-# real machine keeps them, for its owner to see, and its run stops.
+# What a sample leaves behind is found by comparing the kprobes list, the
+# kprobe and synthetic events and the tracing instances before and after it.
+# A guest removes what it finds, so that the next sample starts clean; the
+# host agent sets KEEP_LEFTOVERS=1: a real machine keeps them, for its owner
+# to see, and its run stops.
 # Probes are compared by address, type and symbol: a flag such as [DISABLED] may change meanwhile.
+TRACING=/sys/kernel/tracing
 snapshot() {
 	awk '{ print $1, $2, $3 }' $KPROBES/list >"$T/$1.kprobes" 2>/dev/null
 	cat $EVENTS >"$T/$1.events" 2>/dev/null
+	cat $TRACING/synthetic_events >"$T/$1.synthetic" 2>/dev/null
+	ls $TRACING/instances >"$T/$1.instances" 2>/dev/null
 	:
 }
 # Lines of file $2 that file $1 does not hold (grep -f would read an empty $1 as a pattern matching all).
@@ -59,13 +63,25 @@ leftovers() {
 		echo "module $name still loaded" >>"$T/left"
 	fi
 	added "$T/before.events" "$T/after.events" | sed 's/^/kprobe_events entry still defined: /' >>"$T/left"
+	added "$T/before.synthetic" "$T/after.synthetic" | sed 's/^/synthetic event still defined: /' >>"$T/left"
+	added "$T/before.instances" "$T/after.instances" | sed 's/^/tracing instance still present: /' >>"$T/left"
 	added "$T/before.kprobes" "$T/after.kprobes" | sed 's/^/kprobe still registered: /' >>"$T/left"
 	event leftover "$name" "$(wc -l <"$T/left")"
 	emit "$name" leftover "$T/left"
 	if [ -s "$T/left" ] && [ -z "${KEEP_LEFTOVERS:-}" ]; then
-		added "$T/before.events" "$T/after.events" | sed 's/^[pr][0-9]*:\([^ ]*\).*/-:\1/' >>$EVENTS
+		remove_leftovers
 	fi
 	:
+}
+# An instance goes first (with it its event triggers), then the synthetic
+# events that a trigger used, then the probe events, disabled everywhere.
+remove_leftovers() {
+	added "$T/before.instances" "$T/after.instances" | while read -r dir; do
+		rmdir "$TRACING/instances/$dir"
+	done
+	added "$T/before.synthetic" "$T/after.synthetic" | awk '{ print "!" $1 }' >>$TRACING/synthetic_events
+	echo 0 >$TRACING/events/enable 2>/dev/null
+	added "$T/before.events" "$T/after.events" | sed 's/^[pr][0-9]*:\([^ ]*\).*/-:\1/' >>$EVENTS
 }
 
 # The index of the first sample to run, from kd.start= on the kernel command line.
@@ -131,6 +147,25 @@ run_sample() {
 	[ $((taint & BAD_TAINT)) = 0 ] && cycle "$1" 2
 	leftovers "$1"
 	end_sample "$1" "$2"
+}
+
+# One tracefs script, NAME INDEX, run as a reader runs it: it defines its
+# probe events, runs its own trigger, prints the trace and removes its events.
+# Returns 1 when the kernel is damaged.
+run_script() {
+	name=$1
+	event begin "$name" "$2"
+	snapshot before
+	log_mark
+	event step "$name" script
+	sh "$KD/$name/$name.sh" >"$T/out" 2>&1
+	event script "$name" $?
+	cap "$T/out"
+	emit "$name" out "$T/out"
+	log_take "$T/dmesg"
+	emit "$name" dmesg "$T/dmesg"
+	leftovers "$name"
+	end_sample "$name" "$2"
 }
 
 # wait_for FILE PID: until FILE exists or process PID is gone.  The runner

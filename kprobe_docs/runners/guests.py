@@ -26,7 +26,7 @@ from ..paths import kmod_dir
 from ..sources.claims import BUILD
 from ..sources.expectations import Context
 from ..sources.extract import rendered_files
-from ..sources.sample import KINDS, Sample
+from ..sources.sample import Sample
 from ..sources.targets import Catalog, Target, find_mirror, system_sources
 from ..store import results
 from ..store.results import ApiProbe, BccFacts, Record, RunInfo, TargetFacts, Verdict
@@ -37,6 +37,10 @@ from .markers import BootLog, SampleRun
 
 Progress = Callable[[str], None]
 
+# A target's boots, each named after its guest, with the kinds of sample it runs: modules and tracefs scripts
+# need only busybox, so they share the initramfs boot; bcc twins need the release's root.
+BOOTS = {"kmod": ("kmod", "tracefs"), "bcc": ("bcc",)}
+
 # Kernel config options recorded per target and shown by the configuring page.
 CONFIG_SHOWN = (
     "CONFIG_KPROBES",
@@ -45,6 +49,7 @@ CONFIG_SHOWN = (
     "CONFIG_OPTPROBES",
     "CONFIG_KPROBES_ON_FTRACE",
     "CONFIG_KPROBE_EVENTS",
+    "CONFIG_HIST_TRIGGERS",
     "CONFIG_FPROBE",
     "CONFIG_MODULES",
     "CONFIG_MODULE_UNLOAD",
@@ -188,7 +193,7 @@ def boot(
     ``compile_each``: the twins are compiled one by one, not as one program (the benchmark's baseline).
     """
     kernel = env.kernels[target.name]
-    kind = plan[0][0].kind
+    kind = guest_of(plan)
     initrd = out / f"initramfs-{kind}.cpio"
     extra: tuple[str, ...] = ()
     if kind == "bcc":
@@ -202,7 +207,7 @@ def boot(
     else:
         make_initramfs(Path(kernel.busybox), [(s, Path(b.artifact)) for s, b in plan], initrd)
     accel = qemu.accelerator(target.arch, _kvm_probe(target, kernel, out))
-    what = "bcc programs in the release's root" if kind == "bcc" else "modules"
+    what = "bcc programs in the release's root" if kind == "bcc" else "modules and tracefs scripts"
     progress(f"{target.name}: booting {kernel.release} under QEMU ({accel}) with {len(plan)} {what}")
     names = [s.name for s, _ in plan]
     timeouts = {s.name: float(s.timeout) for s, _ in plan}
@@ -214,6 +219,11 @@ def boot(
         progress,
     )
     return log, accel
+
+
+def guest_of(plan: list[tuple[Sample, BuildResult]]) -> str:
+    """The boot that runs ``plan``, whose samples are all of that boot's kinds."""
+    return next(guest for guest, kinds in BOOTS.items() if plan[0][0].kind in kinds)
 
 
 def _not_run(log: BootLog, name: str) -> SampleRun:
@@ -348,25 +358,25 @@ def _boot_records(
     provenance: dict[str, str],
     progress: Progress,
 ) -> tuple[list[Record], BootLog]:
-    """Boot ``plan`` (samples of one kind) and judge each sample."""
+    """Boot ``plan`` (samples of one boot's kinds) and judge each sample."""
     try:
         log, accel = boot(target, env, plan, out, progress)
     except guestroot.GuestRootError as exc:  # this kind's guest cannot be made; the target's other samples go on
         progress(f"{target.name}: {exc}")
-        reason = f"the {plan[0][0].kind} guest cannot be made: {exc}"
+        reason = f"the {guest_of(plan)} guest cannot be made: {exc}"
         fields = {"reason": reason, "provenance": provenance}
         return [_record(s, target, "error", build=_build_fields(b), **fields) for s, b in plan], BootLog()
     provenance = {**provenance, **_provenance(env.kernels[target.name], target, accel)}
-    if plan[0][0].kind == "bcc":  # a twin's verdict belongs to the bcc and LLVM that ran it
+    if guest_of(plan) == "bcc":  # a twin's verdict belongs to the bcc and LLVM that ran it
         provenance.update(versions(env.root))
     runs = {r.name: r for r in log.runs}
     records = []
-    console_log = out / f"console-{plan[0][0].kind}.log"
+    console_log = out / f"console-{guest_of(plan)}.log"
     context = env.kernels[target.name].context()
     for sample, built in plan:
         run = runs.get(sample.name) or _not_run(log, sample.name)
         records.append(_run_record(sample, target, built, run, provenance, console_log, context))
-    progress(f"{target.name}: {plan[0][0].kind}: {len(log.boot_seconds)} boot(s), {log.seconds:.1f} s")
+    progress(f"{target.name}: {guest_of(plan)}: {len(log.boot_seconds)} boot(s), {log.seconds:.1f} s")
     return records, log
 
 
@@ -386,10 +396,10 @@ def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
     provenance = _provenance(kernel, target, "")
     records, plan = _build_stage(job, target, env, out, provenance, progress)
     logs: dict[str, BootLog] = {}
-    for kind in KINDS:
-        part = [(s, b) for s, b in plan if s.kind == kind]
+    for guest, kinds in BOOTS.items():
+        part = [(s, b) for s, b in plan if s.kind in kinds]
         if part:
-            done, logs[kind] = _boot_records(target, env, part, out, provenance, progress)
+            done, logs[guest] = _boot_records(target, env, part, out, provenance, progress)
             records += done
     order = {s.name: i for i, (s, _) in enumerate(job.samples)}
     records.sort(key=lambda r: order[r.sample])

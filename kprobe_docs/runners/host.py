@@ -547,7 +547,8 @@ def _build_all(run: HostRun, samples: list[tuple[Sample, Path]]) -> list[tuple[S
         return list(pool.map(one, samples))
 
 
-def _run_modules(run: HostRun, plan: list[tuple[Sample, BuildResult]], order: dict[str, int]) -> None:
+def _run_each(run: HostRun, plan: list[tuple[Sample, BuildResult]], order: dict[str, int]) -> None:
+    """Modules and tracefs scripts, one agent run each."""
     for sample, built in plan:
         interrupt.check()
         run.one(sample, order[sample.name], built, [])
@@ -631,7 +632,7 @@ def _verify(run: HostRun, todo: list[tuple[Sample, Path]]) -> None:
         claimed = [(s, d) for s, d in claimed if s.kind != "bcc"]
     run.save(records)
     order = {s.name: i for i, (s, _) in enumerate(run.plan.samples)}
-    built_plan: dict[str, list[tuple[Sample, BuildResult]]] = {"kmod": [], "bcc": []}
+    built_plan: dict[str, list[tuple[Sample, BuildResult]]] = {"kmod": [], "tracefs": [], "bcc": []}
     for sample, built in _build_all(run, claimed):
         if built.status == "ok":
             _stage(run.stage, sample, built)
@@ -641,6 +642,6 @@ def _verify(run: HostRun, todo: list[tuple[Sample, Path]]) -> None:
             reason = f"build {built.status}: {built.problem}"
             named = {BUILD: built.problem} if built.status == "expected-failure" else {}
             run.save([_record(sample, machine, verdict, reason=reason, build=_build_fields(built), named=named)])
-    _run_modules(run, built_plan["kmod"], order)
+    _run_each(run, built_plan["kmod"] + built_plan["tracefs"], order)
     if built_plan["bcc"]:
         _run_twins(run, built_plan["bcc"], order)

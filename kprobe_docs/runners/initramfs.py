@@ -2,11 +2,12 @@
 
 A module boot's initramfs holds a static busybox, the POSIX-sh agent as
 ``/init`` and, under ``/kd/<name>/``, each sample's module, parameters and
-trigger.  A bcc boot's holds busybox, the bcc agent as ``/init``, the modules
-that mount the shared root (``/modules/``), the twin runner and, under
-``/kd/<name>/``, each twin and its trigger.  ``/kd/plan`` lists the samples in
-run order; the kernel command line says where to start, so a reboot after a
-crash reuses the same image.
+trigger, or its tracefs script (``<name>.sh``), which the same boot runs.
+A bcc boot's holds busybox, the bcc agent as ``/init``, the modules that
+mount the shared root (``/modules/``), the twin runner and, under
+``/kd/<name>/``, each twin and its trigger.  ``/kd/plan`` lists the samples
+in run order; the kernel command line says where to start, so a reboot
+after a crash reuses the same image.
 """
 
 from __future__ import annotations
@@ -74,16 +75,19 @@ def _common_entries(busybox: Path, agent: str, plan: list[Sample]) -> list[Entry
     ]
 
 
-def sample_entries(sample: Sample, module: Path) -> list[Entry]:
+def sample_entries(sample: Sample, artifact: Path) -> list[Entry]:
+    """A module and its parameters, or a tracefs script, as ``/kd/<name>/`` holds them."""
     base = f"kd/{sample.name}"
+    if sample.kind == "tracefs":
+        return [_file(f"{base}/{sample.filename}", artifact.read_bytes(), executable=True)]
     return [
-        _file(f"{base}/{sample.name}.ko", module.read_bytes()),
+        _file(f"{base}/{sample.name}.ko", artifact.read_bytes()),
         _file(f"{base}/params", (" ".join(sample.params) + "\n").encode()),
     ]
 
 
 def make_initramfs(busybox: Path, plan: list[tuple[Sample, Path]], out: Path) -> None:
-    """Write the initramfs running ``plan`` (sample, built module) in order to ``out``."""
+    """Write the initramfs running ``plan`` (sample, built module or checked tracefs script) in order to ``out``."""
     entries = _common_entries(busybox, "agent.sh", [s for s, _ in plan])
     for sample, module in plan:
         entries += sample_entries(sample, module)

@@ -17,7 +17,9 @@ from typing import Any
 from . import arches, expectations
 
 DIRECTIVE = "kprobe-sample"
-KINDS = {"kmod": "c", "bcc": "py"}
+KINDS = {"kmod": "c", "bcc": "py", "tracefs": "sh"}
+# Options a kind has no use for: a tracefs script is run as a reader runs it, its own trigger included.
+UNUSED = {"tracefs": ("params", "trigger", "listed", "build", "build-error")}
 ARCHES = tuple(arches.ARCHES)
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,55}")
 # Names the pipeline uses beside the samples': /kd/plan and the bcc runner's /tmp/kd/run in the guests,
@@ -182,6 +184,9 @@ def _fields(options: dict[str, str]) -> dict[str, Any]:
     kind = options.get("kind", "")
     if kind not in KINDS:
         raise ValueError(f"kind: want one of {', '.join(KINDS)}, got {kind!r}")
+    unused = [key for key in UNUSED.get(kind, ()) if key in options]
+    if unused:
+        raise ValueError(f"{unused[0]}: a {kind} sample takes no {unused[0]!r} (it runs as written, trigger included)")
     fields: dict[str, Any] = {"kind": kind}
     if "kernels" in options:
         fields["kernels"] = KernelRange(options["kernels"].strip())

@@ -1,0 +1,39 @@
+#!/bin/sh
+# kprobe_optimized_tracefs - the tracefs twin of kprobe_optimized: a probe
+# event inside vfs_read(), at the first offset past 16 that takes a probe,
+# enabled, and the kprobes list a few seconds later.
+set -eu
+T=/sys/kernel/tracing
+I=$T/instances/kprobe_optimized_tracefs
+EVENT=kd/kprobe_optimized
+LIST=/sys/kernel/debug/kprobes/list
+say() { echo "kprobe_optimized_tracefs: $*"; }
+
+cleanup() {
+	status=$?
+	set +e
+	[ -d $I ] && rmdir $I
+	if grep -q ":$EVENT " $T/kprobe_events; then
+		echo "-:$EVENT" >>$T/kprobe_events
+	fi
+	if [ $status -ne 0 ] && [ -r $T/error_log ]; then
+		tail -n 3 $T/error_log >&2
+	fi
+}
+trap cleanup EXIT
+
+offset=17
+until echo "p:$EVENT vfs_read+$offset" >>$T/kprobe_events 2>/dev/null; do
+	offset=$((offset + 1))
+	[ $offset -lt 96 ] || { echo "no offset of vfs_read takes a probe" >&2 && exit 1; }
+done
+say "p:$EVENT vfs_read+$offset, the first offset past 16 that takes a probe"
+mkdir $I
+echo 1 >$I/events/$EVENT/enable
+cat /proc/version >/dev/null
+sleep 5
+say "list after 5 s:"
+grep ' vfs_read+' $LIST
+echo 0 >$I/events/$EVENT/enable
+awk '$1 == "kprobe_optimized" { print "kprobe_optimized: " $2 " hits, " $3 " missed" }' \
+	$T/kprobe_profile | while read -r line; do say "$line"; done

@@ -1,0 +1,41 @@
+#!/bin/sh
+# kretprobe_failed_open_tracefs - the tracefs twin of kretprobe_failed_open:
+# a return probe event on the kernel's open path, filtered to the calls
+# that return an error, while cat opens a file that does not exist.
+set -eu
+T=/sys/kernel/tracing
+I=$T/instances/kretprobe_failed_open_tracefs
+EVENT=kd/kretprobe_failed_open
+say() { echo "kretprobe_failed_open_tracefs: $*"; }
+
+cleanup() {
+	status=$?
+	set +e
+	[ -d $I ] && rmdir $I
+	if grep -q ":$EVENT " $T/kprobe_events; then
+		echo "-:$EVENT" >>$T/kprobe_events
+	fi
+	if [ $status -ne 0 ] && [ -r $T/error_log ]; then
+		tail -n 3 $T/error_log >&2
+	fi
+}
+trap cleanup EXIT
+
+func=
+for candidate in do_file_open do_sys_openat2; do
+	if echo "r16:$EVENT $candidate ret=\$retval:s64 comm=\$comm" \
+		>>$T/kprobe_events 2>/dev/null; then
+		func=$candidate
+		break
+	fi
+done
+[ -n "$func" ] || { echo "no open path to probe" >&2 && exit 1; }
+say "watching failed opens in $func"
+mkdir $I
+echo 'ret >= -4095 && ret < 0' >$I/events/$EVENT/filter
+echo 1 >$I/events/$EVENT/enable
+cat /no/such/file 2>/dev/null || true
+echo 0 >$I/events/$EVENT/enable
+grep -v '^#' $I/trace
+awk '$1 == "kretprobe_failed_open" { print "kretprobe_failed_open: " $2 " hits, " $3 " missed" }' \
+	$T/kprobe_profile | while read -r line; do say "$line"; done

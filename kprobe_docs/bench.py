@@ -6,6 +6,8 @@ Prints, for the chosen targets (default: the default set):
 - one boot per sample vs one boot per target;
 - the matrix serially vs in parallel (goal: parallel >= 1.7 x faster on 2 cores);
 - bcc twins: one clang compile per twin vs one compile of all twins, each in one boot;
+- the twins that ride in an existing boot: the initramfs boot with its tracefs scripts vs without
+  (goal: <= 1.1), and the bcc boot with its bpftrace programs vs without;
 - cold (empty cache: chroots and kernels made) vs warm (cached) full verification;
 - with ``--machines``: each sample's build and run on a full Debian test machine vs in an initramfs guest.
 
@@ -29,7 +31,7 @@ from .build.builder import BuildResult
 from .build.environment import BuildEnv
 from .paths import project_root
 from .runners import qemu, testvm
-from .runners.guests import Job, boot, build_all, environment_for, verify
+from .runners.guests import BOOTS, Job, boot, build_all, environment_for, verify
 from .runners.initramfs import make_initramfs
 from .runners.markers import BootLog
 from .sources.extract import load_samples
@@ -90,7 +92,7 @@ def row(what: str, a: float, b: float, verdict: str) -> str:
 def boots(target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     env = environment_for(target, catalog, quiet)
-    plan = built_plan(env, target, [(s, d) for s, d in samples if s.kind == "kmod"], out)
+    plan = built_plan(env, target, [(s, d) for s, d in samples if s.kind in BOOTS["kmod"]], out)
     empty = empty_boot(env, target, out)
     batch, (log, _) = timed(lambda: boot(target, env, plan, out, quiet))
     work = sum(r.seconds for r in log.runs)
@@ -114,7 +116,7 @@ def _check_complete(target: Target, log: BootLog, out: Path) -> None:
 
 def bcc_compiles(target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
     env = environment_for(target, catalog, quiet)
-    plan = built_plan(env, target, [(s, d) for s, d in samples if s.kind == "bcc"], out)
+    plan = built_plan(env, target, [(s, d) for s, d in samples if s.kind in BOOTS["bcc"]], out)
     if not plan:
         return []
     each, (log, _) = timed(lambda: boot(target, env, plan, out, quiet, compile_each=True))
@@ -123,6 +125,30 @@ def bcc_compiles(target: Target, catalog: Catalog, samples: list[tuple[Sample, P
     _check_complete(target, log, out)
     what = f"{target.name}: bcc compile per twin vs shared ({len(plan)})"
     return [row(what, each, shared, "(whole boots; higher = one compile pays)")]
+
+
+# Kinds that ride in another kind's boot, with the boot and the most they may add to it (None: no goal).
+RIDERS = (("tracefs", "kmod", 1.1), ("bpftrace", "bcc", None))
+
+
+def boot_seconds(target: Target, env: BuildEnv, plan: list[tuple[Sample, BuildResult]], out: Path) -> float:
+    return timed(lambda: boot(target, env, plan, out, quiet))[0]
+
+
+def riders(target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
+    """What the twins that share a boot cost it: the boot with them vs without, in whole boots."""
+    env = environment_for(target, catalog, quiet)
+    lines = []
+    for kind, guest, goal in RIDERS:
+        hosts = [(s, d) for s, d in samples if s.kind in BOOTS[guest] and s.kind != kind]
+        base = built_plan(env, target, hosts, out)
+        extra = built_plan(env, target, [(s, d) for s, d in samples if s.kind == kind], out)
+        if not base or not extra:
+            continue
+        alone, both = boot_seconds(target, env, base, out), boot_seconds(target, env, base + extra, out)
+        verdict = f"goal <= {goal}: {'met' if both / alone <= goal else 'MISSED'}" if goal else "(the same boot)"
+        lines.append(row(f"{target.name}: {guest} boot with {len(extra)} {kind} vs without", both, alone, verdict))
+    return lines
 
 
 def matrix(catalog: Catalog, targets: list[Target], samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
@@ -188,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in boots(target, catalog, samples, out / target.name):
             print(line, flush=True)
         for line in bcc_compiles(target, catalog, samples, out / target.name):
+            print(line, flush=True)
+        for line in riders(target, catalog, samples, out / target.name):
             print(line, flush=True)
     if len(targets) > 1:  # parallel needs at least two targets to mean anything
         for line in matrix(catalog, targets, samples, out):

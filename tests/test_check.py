@@ -177,3 +177,16 @@ def test_tracefs_script_that_fails_names_the_kernels_error() -> None:
 def test_tracefs_script_that_fails_without_an_error_log_names_its_last_line() -> None:
     verdict = evaluate(_script_run(["no open path to probe"], script="1"), SCRIPT, CONTEXT)
     assert verdict.reason == "the script exited 1: no open path to probe"
+
+
+PROGRAM = make_sample("demo_bpftrace", {"kind": "bpftrace", "expect": "demo: 2 hits$"}, "BEGIN {}\n", "p", 1)
+
+
+def test_bpftrace_program_is_judged_on_its_output_and_exit_status() -> None:
+    run = SampleRun("demo_bpftrace", events={"run": "0", "taint": "0"}, outcome="completed")
+    run.sections = {"out": ["Attaching 2 probes...", "demo: 2 hits"], "dmesg": []}
+    assert evaluate(run, PROGRAM, CONTEXT).passed
+    run.events["run"] = "1"
+    run.sections["out"] = ["stdin:1:1-12: ERROR: kretprobe:nothing: no such function", ""]
+    verdict = evaluate(run, PROGRAM, CONTEXT)
+    assert verdict.reason == "bpftrace exited 1: stdin:1:1-12: ERROR: kretprobe:nothing: no such function"

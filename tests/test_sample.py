@@ -20,9 +20,10 @@ def test_valid_sample_parses_lists_and_ranges() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"kind": "rust", "expect": "x"}, "kind: want one of kmod, bcc, tracefs"),
+        ({"kind": "rust", "expect": "x"}, "kind: want one of kmod, bcc, tracefs, bpftrace"),
         ({"kind": "tracefs", "expect": "x", "trigger": "true"}, "a tracefs sample takes no 'trigger'"),
         ({"kind": "tracefs", "expect": "x", "params": "a=1"}, "a tracefs sample takes no 'params'"),
+        ({"kind": "bpftrace", "expect": "x", "listed": "k +f"}, "a bpftrace sample takes no 'listed'"),
         ({**GOOD, "colour": "red"}, "unknown option 'colour'"),
         ({**GOOD, "expect": "("}, "expect: bad regular expression"),
         ({"kind": "kmod"}, "must name at least one log line"),

@@ -1,7 +1,8 @@
 """Build environment stage: one mmdebstrap chroot per Debian release (and pin).
 
-The chroot holds the release's own compiler, make, kmod, busybox-static and
-bcc (python3-bpfcc: bcc guests boot into this chroot as their root), the
+The chroot holds the release's own compiler, make, kmod, busybox-static,
+bcc (python3-bpfcc) and bpftrace (bcc guests boot into this chroot as their
+root), the
 headers of each amd64 flavour and, for arm64 targets, the release's aarch64
 cross compiler.  Each target's kernel is fetched by apt inside it
 (signatures checked): the package that holds the kernel image is unpacked
@@ -30,7 +31,7 @@ from ..sources.expectations import Context
 from ..sources.targets import Mirror, Target
 
 RECIPE_VERSION = 3
-BASE_PACKAGES = ("gcc", "make", "kmod", "libc6-dev", "busybox-static", "python3-bpfcc")
+BASE_PACKAGES = ("gcc", "make", "kmod", "libc6-dev", "busybox-static", "python3-bpfcc", "bpftrace")
 APT_OPTIONS = ('Acquire::Check-Valid-Until "false"', 'APT::Install-Recommends "false"')
 # Kernel postinst hooks only make an initramfs nobody boots; skipping them halves mmdebstrap's time.
 DPKG_OPTIONS = ("path-exclude=/etc/kernel/postinst.d/*",)

@@ -79,6 +79,7 @@ STEPS = {
     ),
     "bcc": (("attach", "attach", "out"), ("detach", "detach", "out")),
     "tracefs": (("script", "the script", "out"),),
+    "bpftrace": (("run", "bpftrace", "out"),),
 }
 
 
@@ -93,6 +94,7 @@ STEP_NAMES = {
     "attach": "attach",
     "detach": "detach",
     "script": "the script",
+    "run": "bpftrace",
 }
 
 

@@ -164,7 +164,9 @@ def _provenance(record: Record) -> str:
         parts.append(f"on {p.get('machine', '?')}, {p.get('machine_kind', '?')}: {p.get('dmi_product', '?')}")
     if p.get("qemu"):
         parts.append(f"{p['qemu'].replace('QEMU emulator version', 'QEMU')} ({p.get('accelerator', '?')})")
-    if p.get("bcc"):
+    if record.kind == "bpftrace":
+        parts.append(p.get("bpftrace", "?"))
+    elif p.get("bcc"):
         parts.append(", ".join(p.get(key, "?") for key in ("bcc", "llvm", "python")))
     parts.append(f"run {p.get('date', '?')}, harness {p.get('harness', '?')}, source {record.source_hash}")
     return "; ".join(parts)
@@ -205,8 +207,9 @@ def captured(records: list[Record]) -> nodes.container | None:
 
 
 # How each kind's code is highlighted, and what its download holds.
-LANGUAGES = {"kmod": "c", "bcc": "python", "tracefs": "sh"}
-HOLDS = {"kmod": "source, Kbuild, Makefile", "bcc": "the Python program", "tracefs": "the shell script"}
+LANGUAGES = {"kmod": "c", "bcc": "python", "tracefs": "sh", "bpftrace": "text"}
+HOLDS = {"kmod": "source, Kbuild, Makefile", "bcc": "the Python program", "tracefs": "the shell script",
+         "bpftrace": "the bpftrace program"}  # fmt: skip
 
 
 class SampleDirective(Directive):

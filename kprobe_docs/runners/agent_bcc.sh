@@ -7,8 +7,9 @@
 # that compiles every twin of the plan once, then attaches each in turn.  For
 # each twin, from the index given by kd.start=, the agent waits until it is
 # attached, runs its trigger with busybox, snapshots the kprobes list, lets it
-# detach and report, and collects its output and the kernel log.  It reports
-# on the serial console with the markers of /kd/lib.sh.
+# detach and report, and collects its output and the kernel log.  A bpftrace
+# twin runs on its own, with the release's bpftrace (lib.sh's run_bpftrace).
+# It reports on the serial console with the markers of /kd/lib.sh.
 
 /bin/busybox mkdir -p /bin /proc /sys /dev /tmp /newroot
 /bin/busybox --install -s /bin
@@ -49,27 +50,39 @@ run=$r/tmp/kd/run
 
 event booted - "$(uname -r)"
 
-tail -n +$((start + 1)) /kd/plan >$r/tmp/kd/plan.run
-each=
-[ -e /kd/compile-each ] && each=--compile-each
-# Compiling every twin under TCG takes 20-75 s: ask the host for more time than between samples.
-event setup - 600
 # No LANG: every program would look for per-category locale files, failed
 # opens that the failed-open twin would report.
-(
-	chroot $r /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-		python3 /tmp/kd/twin_runner.py --plan /tmp/kd/plan.run --dir /tmp/kd/run --timeout 900 $each
-	echo $? >$run/exit
-) >$run/runner.out 2>&1 &
-runner=$!
-if wait_for $run/compiled $runner; then
-	emit - bcc-runner $run/runner.out
-	shown=$(wc -l <$run/runner.out)
+in_root() { chroot $r /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"; }
+ROOT_KD=/tmp/kd
+
+# The bcc twins still to run go to the twin runner; bpftrace twins (NAME.bt) run on their own.
+tail -n +$((start + 1)) /kd/plan | while read -r name; do
+	[ -e "/kd/$name/$name.py" ] && echo "$name"
+done >$r/tmp/kd/plan.run
+each=
+[ -e /kd/compile-each ] && each=--compile-each
+runner=
+if [ -s $r/tmp/kd/plan.run ]; then
+	# Compiling every twin under TCG takes 20-75 s: ask the host for more time than between samples.
+	event setup - 600
+	(
+		in_root python3 /tmp/kd/twin_runner.py --plan /tmp/kd/plan.run --dir /tmp/kd/run --timeout 900 $each
+		echo $? >$run/exit
+	) >$run/runner.out 2>&1 &
+	runner=$!
+	if wait_for $run/compiled $runner; then
+		emit - bcc-runner $run/runner.out
+		shown=$(wc -l <$run/runner.out)
+	fi
 fi
 
 i=0
 while read -r name; do
-	if [ "$i" -ge "$start" ]; then
+	if [ "$i" -lt "$start" ]; then
+		:
+	elif [ -e "/kd/$name/$name.bt" ]; then
+		run_bpftrace "$name" "$i" || poweroff -f
+	else
 		run_twin "$name" "$i" $run $runner || poweroff -f
 	fi
 	i=$((i + 1))

@@ -3,10 +3,11 @@
 #
 #   agent_host.sh kmod DIR NAME INDEX
 #   agent_host.sh tracefs DIR NAME INDEX
+#   agent_host.sh bpftrace DIR NAME INDEX
 #   agent_host.sh bcc DIR NAME INDEX RUNDIR RUNNER_PID
 #
 # DIR holds lib.sh and, under DIR/NAME/, the sample's files.  The steps are
-# those of a guest (lib.sh's run_sample, run_script and run_twin) and the
+# those of a guest (lib.sh's run_sample, run_script, run_bpftrace and run_twin) and the
 # report uses the same markers, on standard output.  Unlike a guest, it never
 # clears the kernel's log, which is the machine's: it reads what came after
 # its mark from /dev/kmsg.
@@ -41,6 +42,11 @@ event booted - "$(uname -r)"
 case $kind in
 kmod) run_sample "$name" "$index" ;;
 tracefs) run_script "$name" "$index" ;;
+bpftrace)
+	in_root() { "$@"; }
+	ROOT_KD=$KD
+	run_bpftrace "$name" "$index"
+	;;
 bcc) run_twin "$name" "$index" "$5" "$6" ;;
 *) echo "agent_host.sh: unknown kind $kind" >&2 && exit 2 ;;
 esac

@@ -168,6 +168,27 @@ run_script() {
 	end_sample "$name" "$2"
 }
 
+# One bpftrace twin, NAME INDEX, run as a reader runs it: bpftrace attaches
+# the program's probes, then starts the trigger (-c) and, once the trigger
+# has exited, detaches and prints its END output.  in_root runs a command
+# where bpftrace is installed (a guest's release root, or the machine) and
+# ROOT_KD is KD as that command sees it.  Returns 1 when the kernel is damaged.
+run_bpftrace() {
+	name=$1
+	event begin "$name" "$2"
+	snapshot before
+	log_mark
+	event step "$name" run
+	in_root bpftrace -c "/bin/sh $ROOT_KD/$name/trigger" "$ROOT_KD/$name/$name.bt" >"$T/out" 2>&1
+	event run "$name" $?
+	cap "$T/out"
+	emit "$name" out "$T/out"
+	log_take "$T/dmesg"
+	emit "$name" dmesg "$T/dmesg"
+	leftovers "$name"
+	end_sample "$name" "$2"
+}
+
 # wait_for FILE PID: until FILE exists or process PID is gone.  The runner
 # enforces the deadlines; a second look catches a file written just before exit.
 wait_for() {

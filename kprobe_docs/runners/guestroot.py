@@ -112,12 +112,14 @@ def _installed(root: Path, packages: list[str]) -> dict[str, str]:
 
 
 def versions(root: Path) -> dict[str, str]:
-    """What a bcc verdict depends on: python3-bpfcc, the LLVM its libbcc is linked with, and python3.
+    """What a bcc or bpftrace verdict depends on: python3-bpfcc, the LLVM its libbcc is linked with, python3
+    and bpftrace.
 
     Read from the root's dpkg database, e.g. ``{"bcc": "python3-bpfcc 0.26.0+ds-1",
-    "llvm": "libllvm14 1:14.0.6-12", "python": "python3 3.11.2-1+b1"}``; "?" where a package is missing.
+    "llvm": "libllvm14 1:14.0.6-12", "python": "python3 3.11.2-1+b1", "bpftrace": "bpftrace 0.17.0-1"}``;
+    "?" where a package is missing.
     """
-    found = _installed(root, ["python3-bpfcc", "libbpfcc", "python3"])
+    found = _installed(root, ["python3-bpfcc", "libbpfcc", "python3", "bpftrace"])
     llvm = LLVM_RE.search(found.get("libbpfcc", ""))
     llvm_found = _installed(root, [llvm[1]]) if llvm else {}
 
@@ -128,6 +130,7 @@ def versions(root: Path) -> dict[str, str]:
         "bcc": show("python3-bpfcc", found),
         "llvm": show(llvm[1], llvm_found) if llvm else "?",
         "python": show("python3", found),
+        "bpftrace": show("bpftrace", found),
     }
 
 

@@ -38,8 +38,8 @@ from .markers import BootLog, SampleRun
 Progress = Callable[[str], None]
 
 # A target's boots, each named after its guest, with the kinds of sample it runs: modules and tracefs scripts
-# need only busybox, so they share the initramfs boot; bcc twins need the release's root.
-BOOTS = {"kmod": ("kmod", "tracefs"), "bcc": ("bcc",)}
+# need only busybox, so they share the initramfs boot; bcc and bpftrace twins need the release's root.
+BOOTS = {"kmod": ("kmod", "tracefs"), "bcc": ("bcc", "bpftrace")}
 
 # Kernel config options recorded per target and shown by the configuring page.
 CONFIG_SHOWN = (
@@ -207,7 +207,7 @@ def boot(
     else:
         make_initramfs(Path(kernel.busybox), [(s, Path(b.artifact)) for s, b in plan], initrd)
     accel = qemu.accelerator(target.arch, _kvm_probe(target, kernel, out))
-    what = "bcc programs in the release's root" if kind == "bcc" else "modules and tracefs scripts"
+    what = "bcc and bpftrace programs in the release's root" if kind == "bcc" else "modules and tracefs scripts"
     progress(f"{target.name}: booting {kernel.release} under QEMU ({accel}) with {len(plan)} {what}")
     names = [s.name for s, _ in plan]
     timeouts = {s.name: float(s.timeout) for s, _ in plan}

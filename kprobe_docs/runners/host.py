@@ -449,6 +449,11 @@ def bcc_missing() -> str:
     return ""
 
 
+def bpftrace_missing() -> str:
+    """Why the bpftrace twins cannot run here, with the apt line; "" when they can."""
+    return "" if shutil.which("bpftrace", path=SAFE_PATH) else "bpftrace is not installed: apt-get install bpftrace"
+
+
 class Stopped(Exception):
     """The run stops early on purpose: something of ours is left in the kernel, or a sample hung."""
 
@@ -548,7 +553,7 @@ def _build_all(run: HostRun, samples: list[tuple[Sample, Path]]) -> list[tuple[S
 
 
 def _run_each(run: HostRun, plan: list[tuple[Sample, BuildResult]], order: dict[str, int]) -> None:
-    """Modules and tracefs scripts, one agent run each."""
+    """Modules, tracefs scripts and bpftrace programs, one agent run each."""
     for sample, built in plan:
         interrupt.check()
         run.one(sample, order[sample.name], built, [])
@@ -625,14 +630,15 @@ def _verify(run: HostRun, todo: list[tuple[Sample, Path]]) -> None:
     claimed = [(s, d) for s, d in todo if s.claims(machine.arch, machine.version)]
     names = {s.name for s, _ in claimed}
     records = [_record(s, machine, "not-claimed") for s, _ in todo if s.name not in names]
-    no_bcc = bcc_missing() if any(s.kind == "bcc" for s, _ in claimed) else ""
-    if no_bcc:
-        run.progress(f"{machine.name}: the bcc twins are skipped: {no_bcc}")
-        records += [_record(s, machine, "skipped", reason=no_bcc) for s, _ in claimed if s.kind == "bcc"]
-        claimed = [(s, d) for s, d in claimed if s.kind != "bcc"]
+    for kind, missing in (("bcc", bcc_missing), ("bpftrace", bpftrace_missing)):
+        why = missing() if any(s.kind == kind for s, _ in claimed) else ""
+        if why:
+            run.progress(f"{machine.name}: the {kind} twins are skipped: {why}")
+            records += [_record(s, machine, "skipped", reason=why) for s, _ in claimed if s.kind == kind]
+            claimed = [(s, d) for s, d in claimed if s.kind != kind]
     run.save(records)
     order = {s.name: i for i, (s, _) in enumerate(run.plan.samples)}
-    built_plan: dict[str, list[tuple[Sample, BuildResult]]] = {"kmod": [], "tracefs": [], "bcc": []}
+    built_plan: dict[str, list[tuple[Sample, BuildResult]]] = {"kmod": [], "tracefs": [], "bpftrace": [], "bcc": []}
     for sample, built in _build_all(run, claimed):
         if built.status == "ok":
             _stage(run.stage, sample, built)
@@ -642,6 +648,6 @@ def _verify(run: HostRun, todo: list[tuple[Sample, Path]]) -> None:
             reason = f"build {built.status}: {built.problem}"
             named = {BUILD: built.problem} if built.status == "expected-failure" else {}
             run.save([_record(sample, machine, verdict, reason=reason, build=_build_fields(built), named=named)])
-    _run_each(run, built_plan["kmod"] + built_plan["tracefs"], order)
+    _run_each(run, built_plan["kmod"] + built_plan["tracefs"] + built_plan["bpftrace"], order)
     if built_plan["bcc"]:
         _run_twins(run, built_plan["bcc"], order)

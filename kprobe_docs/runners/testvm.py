@@ -2,7 +2,7 @@
 
 Each is a real Debian root made with mmdebstrap for one release (systemd,
 that release's kernel with its headers and initramfs, the compiler,
-python3-venv and python3-bpfcc, no network), on an ext4 disk image, booted
+python3-venv, python3-bpfcc and bpftrace, no network), on an ext4 disk image, booted
 with its own kernel and initramfs under UEFI firmware (OVMF).  The
 firmware's ``db`` variable holds the test's module-signing certificate:
 Debian's kernels trust ``db`` keys for module signatures (the .platform
@@ -46,7 +46,8 @@ OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 PACKAGES = (
     "systemd-sysv", "udev", "kmod", "procps", "e2fsprogs", "initramfs-tools", "linux-image-amd64",
-    "linux-headers-amd64", "gcc", "make", "libc6-dev", "python3", "python3-venv", "python3-bpfcc", "mokutil",
+    "linux-headers-amd64", "gcc", "make", "libc6-dev", "python3", "python3-venv", "python3-bpfcc", "bpftrace",
+    "mokutil",
 )  # fmt: skip
 UNIT = """[Unit]
 Description=kprobe-docs: a test machine's user, the phases of the kdshare share

@@ -17,9 +17,13 @@ from typing import Any
 from . import arches, expectations
 
 DIRECTIVE = "kprobe-sample"
-KINDS = {"kmod": "c", "bcc": "py", "tracefs": "sh"}
-# Options a kind has no use for: a tracefs script is run as a reader runs it, its own trigger included.
-UNUSED = {"tracefs": ("params", "trigger", "listed", "build", "build-error")}
+KINDS = {"kmod": "c", "bcc": "py", "tracefs": "sh", "bpftrace": "bt"}
+# Options a kind has no use for.  A tracefs script is run as a reader runs it, its own trigger included; a
+# bpftrace program runs the trigger itself (``bpftrace -c``) and is gone before the kprobes list could be read.
+UNUSED = {
+    "tracefs": ("params", "trigger", "listed", "build", "build-error"),
+    "bpftrace": ("params", "listed", "build", "build-error"),
+}
 ARCHES = tuple(arches.ARCHES)
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,55}")
 # Names the pipeline uses beside the samples': /kd/plan and the bcc runner's /tmp/kd/run in the guests,
@@ -186,7 +190,7 @@ def _fields(options: dict[str, str]) -> dict[str, Any]:
         raise ValueError(f"kind: want one of {', '.join(KINDS)}, got {kind!r}")
     unused = [key for key in UNUSED.get(kind, ()) if key in options]
     if unused:
-        raise ValueError(f"{unused[0]}: a {kind} sample takes no {unused[0]!r} (it runs as written, trigger included)")
+        raise ValueError(f"{unused[0]}: a {kind} sample takes no {unused[0]!r} (see 'Writing a verified sample')")
     fields: dict[str, Any] = {"kind": kind}
     if "kernels" in options:
         fields["kernels"] = KernelRange(options["kernels"].strip())

@@ -187,6 +187,6 @@ def test_bpftrace_program_is_judged_on_its_output_and_exit_status() -> None:
     run.sections = {"out": ["Attaching 2 probes...", "demo: 2 hits"], "dmesg": []}
     assert evaluate(run, PROGRAM, CONTEXT).passed
     run.events["run"] = "1"
-    run.sections["out"] = ["stdin:1:1-12: ERROR: kretprobe:nothing: no such function", ""]
+    run.sections["out"] = ["x.bt:19:2-77: ERROR: String is too long (over 64 bytes): x", "    printf(...)", "    ~~~~"]
     verdict = evaluate(run, PROGRAM, CONTEXT)
-    assert verdict.reason == "bpftrace exited 1: stdin:1:1-12: ERROR: kretprobe:nothing: no such function"
+    assert verdict.reason == "bpftrace exited 1: x.bt:19:2-77: ERROR: String is too long (over 64 bytes): x"

@@ -19,8 +19,12 @@ KERNEL_TROUBLE = re.compile(
     r"Oops|BUG:|WARNING:|Kernel panic|general protection fault|Unable to handle kernel"
     r"|kernel BUG at|soft lockup|rcu_(sched|preempt) self-detected stall|hung_task|invalid opcode"
 )
-# The line of tracefs error_log that says why a definition was refused, e.g. "trace_kprobe: error: Bad register".
-TRACEFS_ERROR = re.compile(r"^(\[[ 0-9.]+\] )?\w+: error: ")
+# The line that says why a step failed, where a kind's tool says more after it: tracefs error_log's
+# "trace_kprobe: error: Bad register" (then the command and a caret), bpftrace's "ERROR: ..." (then the source).
+ERROR_LINES = {
+    "tracefs": re.compile(r"^(\[[ 0-9.]+\] )?\w+: error: "),
+    "bpftrace": re.compile(r"ERROR: "),
+}
 # /proc/sys/kernel/tainted bits that mean the kernel was damaged.
 BAD_TAINT = {4: "M", 5: "B", 7: "D", 9: "W", 14: "L"}
 TAINT_LETTERS = "PFSRMBUDAWCIOELKXTN"
@@ -135,14 +139,15 @@ def _check_outcome(run: SampleRun, sample: Sample, verdict: Verdict) -> None:
 
 
 def _last_words(lines: list[str], kind: str) -> str:
-    """The line of a failed step's output that says why: its last, or for a script the kernel's last error.
+    """The line of a failed step's output that says why: its last, or the tool's first error line.
 
     A script that fails on a refused definition ends with tracefs ``error_log``, whose last line is a caret
-    under the refused word; the line that says what is wrong comes two lines before.
+    under the refused word; bpftrace follows its error with the source it points at.
     """
     said = [line.strip() for line in lines if line.strip()]
-    errors = [line for line in said if TRACEFS_ERROR.search(line)] if kind == "tracefs" else []
-    return (errors or said or [""])[-1]
+    pattern = ERROR_LINES.get(kind)
+    errors = [line for line in said if pattern.search(line)] if pattern else []
+    return (errors or said or [""])[0 if errors else -1]
 
 
 def _check_steps(run: SampleRun, kind: str, verdict: Verdict) -> None:

@@ -119,7 +119,7 @@ def bcc_compiles(target: Target, catalog: Catalog, samples: list[tuple[Sample, P
     plan = built_plan(env, target, [(s, d) for s, d in samples if s.kind in BOOTS["bcc"]], out)
     if not plan:
         return []
-    each, (log, _) = timed(lambda: boot(target, env, plan, out, quiet, compile_each=True))
+    each, (log, _) = timed(lambda: boot(target, env, plan, out, quiet, bcc_mode="compile-each"))
     _check_complete(target, log, out)
     shared, (log, _) = timed(lambda: boot(target, env, plan, out, quiet))
     _check_complete(target, log, out)

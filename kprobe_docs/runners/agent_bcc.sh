@@ -61,11 +61,13 @@ in_root() { chroot $r /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/r
 ROOT_KD=/tmp/kd
 
 # The bcc twins still to run go to the twin runner; bpftrace twins (NAME.bt) run on their own.
+# In mode "main" each runs alone, through its own main() (run_twin_main).
+mode=$(cat /kd/bcc-mode)
 tail -n +$((start + 1)) /kd/plan | while read -r name; do
-	[ -e "/kd/$name/$name.py" ] && echo "$name"
+	[ -e "/kd/$name/$name.py" ] && [ "$mode" != main ] && echo "$name"
 done >$r/tmp/kd/plan.run
 each=
-[ -e /kd/compile-each ] && each=--compile-each
+[ "$mode" = compile-each ] && each=--compile-each
 runner=
 if [ -s $r/tmp/kd/plan.run ]; then
 	# Compiling every twin under TCG takes 20-75 s: ask the host for more time than between samples.
@@ -87,6 +89,8 @@ while read -r name; do
 		:
 	elif [ -e "/kd/$name/$name.bt" ]; then
 		run_bpftrace "$name" "$i" || poweroff -f
+	elif [ "$mode" = main ]; then
+		run_twin_main "$name" "$i" || poweroff -f
 	else
 		run_twin "$name" "$i" $run $runner || poweroff -f
 	fi

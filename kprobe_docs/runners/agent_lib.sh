@@ -189,6 +189,49 @@ run_bpftrace() {
 	end_sample "$name" "$2"
 }
 
+# One bcc twin, NAME INDEX, through its own main(), as a reader runs it:
+# python3 NAME.py attaches, polls for 10 seconds and detaches.  It counts as
+# attached once it printed its first "NAME: " line, which every twin's
+# attach() says last; the trigger runs then, and the twin ends by itself.
+# in_root and ROOT_KD as for bpftrace.
+run_twin_main() {
+	name=$1
+	event begin "$name" "$2"
+	snapshot before
+	log_mark
+	event step "$name" attach
+	in_root python3 "$ROOT_KD/$name/$name.py" >"$T/out" 2>&1 &
+	pid=$!
+	while kill -0 $pid 2>/dev/null && ! grep -q "^$name: " "$T/out"; do
+		sleep 0.2
+	done
+	if kill -0 $pid 2>/dev/null; then
+		event attach "$name" 0
+		event step "$name" trigger
+		sh "$KD/$name/trigger" >"$T/trigger" 2>&1
+		event trigger "$name" $?
+		cap "$T/trigger"
+		emit "$name" trigger "$T/trigger"
+		event step "$name" kprobes
+		cat $KPROBES/list >"$T/list" 2>&1
+		emit "$name" kprobes "$T/list"
+		event step "$name" detach
+		wait $pid
+		event detach "$name" $?
+	else # it ended before it was seen attached: a twin whose attach() does all its work
+		wait $pid
+		rc=$?
+		event attach "$name" $rc
+		[ $rc = 0 ] && event detach "$name" 0
+	fi
+	cap "$T/out"
+	emit "$name" out "$T/out"
+	log_take "$T/dmesg"
+	emit "$name" dmesg "$T/dmesg"
+	leftovers "$name"
+	end_sample "$name" "$2"
+}
+
 # wait_for FILE PID: until FILE exists or process PID is gone.  The runner
 # enforces the deadlines; a second look catches a file written just before exit.
 wait_for() {

@@ -100,12 +100,17 @@ def _write(out: Path, entries: list[Entry]) -> None:
     os.replace(tmp, out)
 
 
+# How a bcc boot runs its twins: one runner compiling them all at once (what verification does), the same
+# runner compiling each alone (the benchmark's baseline), or each twin's own main(), as a reader runs it.
+BCC_MODES = ("shared", "compile-each", "main")
+
+
 def make_bcc_initramfs(
-    busybox: Path, modules_tree: Path, plan: list[Sample], out: Path, compile_each: bool = False
+    busybox: Path, modules_tree: Path, plan: list[Sample], out: Path, bcc_mode: str = "shared"
 ) -> None:
     """Write the initramfs of a bcc boot running the twins of ``plan`` in order to ``out``.
 
-    ``compile_each`` makes the runner compile every twin alone (the benchmark's baseline).
+    ``bcc_mode`` (see ``BCC_MODES``) says how the bcc twins run.
     """
     order = guestroot.load_order(modules_tree)
     entries = [
@@ -114,7 +119,7 @@ def make_bcc_initramfs(
         _file("modules/options", f"{guestroot.MOUNT_OPTIONS}\n".encode()),
         *(_file(f"modules/{name}.ko", elf) for name, elf in order),
         _file("kd/twin_runner.py", _packaged("twin_runner.py")),
-        *([_file("kd/compile-each", b"")] if compile_each else []),
+        _file("kd/bcc-mode", f"{bcc_mode}\n".encode()),
         *(_file(f"kd/{s.name}/{s.filename}", s.code.encode()) for s in plan),
     ]
     _write(out, entries)

@@ -196,13 +196,21 @@ def machine_vs_guest(
     return lines
 
 
+PER_TARGET = {"boots": boots, "bcc": bcc_compiles, "riders": riders}
+PARTS = (*PER_TARGET, "matrix", "cold")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kprobe_docs.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", default="default", help="comma-separated targets, 'default' or 'all'")
     parser.add_argument("--skip-cold", action="store_true", help="leave out the cold-cache run (minutes)")
     machines = "also time each sample on a full Debian test machine against an initramfs guest"
     parser.add_argument("--machines", action="store_true", help=machines)
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts, of {','.join(PARTS)} (all)")
     args = parser.parse_args(argv)
+    parts = set(args.only.split(","))
+    if not parts <= set(PARTS):
+        parser.error(f"--only: unknown part {sorted(parts - set(PARTS))[0]!r}; want some of {','.join(PARTS)}")
     root = project_root()
     catalog = load_catalog()
     targets = catalog.select(args.targets.split(","))
@@ -211,20 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"{'measurement':44} {'A':>10} {'B':>10} {'A/B':>7}", flush=True)
     for target in targets:
-        for line in boots(target, catalog, samples, out / target.name):
-            print(line, flush=True)
-        for line in bcc_compiles(target, catalog, samples, out / target.name):
-            print(line, flush=True)
-        for line in riders(target, catalog, samples, out / target.name):
-            print(line, flush=True)
-    if len(targets) > 1:  # parallel needs at least two targets to mean anything
+        for name in [part for part in PER_TARGET if part in parts]:
+            for line in PER_TARGET[name](target, catalog, samples, out / target.name):
+                print(line, flush=True)
+    if len(targets) > 1 and "matrix" in parts:  # parallel needs at least two targets to mean anything
         for line in matrix(catalog, targets, samples, out):
             print(line, flush=True)
     if args.machines:
         for release in testvm.RELEASES:
             for line in machine_vs_guest(release, catalog, samples, out / release.machine):
                 print(line, flush=True)
-    if not args.skip_cold:
+    if not args.skip_cold and "cold" in parts:
         for line in cold_warm(catalog, targets, samples, out):
             print(line, flush=True)
     print(f"harness {results.harness_hash()}, {os.cpu_count()} cores", file=sys.stderr)

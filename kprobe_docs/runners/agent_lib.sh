@@ -149,6 +149,18 @@ run_sample() {
 	end_sample "$1" "$2"
 }
 
+# After a sample whose output is in $T/out (a script, a bpftrace or bcc
+# twin): report it and the kernel log, check what it left behind and end it.
+# Returns 1 when the kernel is damaged.
+finish_output() {
+	cap "$T/out"
+	emit "$1" out "$T/out"
+	log_take "$T/dmesg"
+	emit "$1" dmesg "$T/dmesg"
+	leftovers "$1"
+	end_sample "$1" "$2"
+}
+
 # One tracefs script, NAME INDEX, run as a reader runs it: it defines its
 # probe events, runs its own trigger, prints the trace and removes its events.
 # Returns 1 when the kernel is damaged.
@@ -160,12 +172,7 @@ run_script() {
 	event step "$name" script
 	sh "$KD/$name/$name.sh" >"$T/out" 2>&1
 	event script "$name" $?
-	cap "$T/out"
-	emit "$name" out "$T/out"
-	log_take "$T/dmesg"
-	emit "$name" dmesg "$T/dmesg"
-	leftovers "$name"
-	end_sample "$name" "$2"
+	finish_output "$name" "$2"
 }
 
 # One bpftrace twin, NAME INDEX, run as a reader runs it: bpftrace attaches
@@ -181,12 +188,7 @@ run_bpftrace() {
 	event step "$name" run
 	in_root bpftrace -c "/bin/sh $ROOT_KD/$name/trigger" "$ROOT_KD/$name/$name.bt" >"$T/out" 2>&1
 	event run "$name" $?
-	cap "$T/out"
-	emit "$name" out "$T/out"
-	log_take "$T/dmesg"
-	emit "$name" dmesg "$T/dmesg"
-	leftovers "$name"
-	end_sample "$name" "$2"
+	finish_output "$name" "$2"
 }
 
 # One bcc twin, NAME INDEX, through its own main(), as a reader runs it:
@@ -224,12 +226,7 @@ run_twin_main() {
 		event attach "$name" $rc
 		[ $rc = 0 ] && event detach "$name" 0
 	fi
-	cap "$T/out"
-	emit "$name" out "$T/out"
-	log_take "$T/dmesg"
-	emit "$name" dmesg "$T/dmesg"
-	leftovers "$name"
-	end_sample "$name" "$2"
+	finish_output "$name" "$2"
 }
 
 # wait_for FILE PID: until FILE exists or process PID is gone.  The runner
@@ -288,10 +285,5 @@ run_twin() {
 		runner_news "$run" >>"$run/out.$name"
 	fi
 	cp "$run/out.$name" "$T/out"
-	cap "$T/out"
-	emit "$name" out "$T/out"
-	log_take "$T/dmesg"
-	emit "$name" dmesg "$T/dmesg"
-	leftovers "$name"
-	end_sample "$name" "$2"
+	finish_output "$name" "$2"
 }

@@ -156,7 +156,7 @@ def _excerpt(record: Record) -> str:
     return f"{record.reason}\nbuild log: {record.build.get('log', '-')}\n{tail}"
 
 
-class SampleItem(pytest.Item):
+class SampleItem(machines.CheckItem):
     def __init__(self, *, sample: Sample, target: Target, session_state: Session, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sample = sample
@@ -179,9 +179,6 @@ class SampleItem(pytest.Item):
         else:
             assert record.verdict == "fail", f"{self.sample.name} passed; it must fail: {reason}"
             assert re.search(reason, record.reason), f"failed for another reason: {_excerpt(record)}"
-
-    def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, 0, self.name
 
 
 class SuiteFile(pytest.File):

@@ -144,7 +144,19 @@ def _phase_output(session: testvm.Session, phase: str) -> str:
     return f"phase {phase} exited {rc or 'never ran'}; its output ends:\n{log[-3000:]}"
 
 
-class MachineItem(pytest.Item):
+class CheckItem(pytest.Item):
+    """An item whose failed check reports its message, not pytest's own frames (the CI log shows a tail)."""
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, AssertionError):
+            return f"{self.name}: {excinfo.value}"
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, self.name
+
+
+class MachineItem(CheckItem):
     """One check on one test machine."""
 
     def __init__(self, *, machines: Machines, release: testvm.Release, check: str, sample: Sample | None,
@@ -206,9 +218,6 @@ class MachineItem(pytest.Item):
         untrusted = _records(session, "sig-untrusted").get("kprobe_example")
         assert untrusted is not None, _phase_output(session, "sig-untrusted")
         assert untrusted.verdict == "fail" and "Key was rejected by service" in untrusted.reason
-
-    def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, 0, self.name
 
 
 class MachinesFile(pytest.File):

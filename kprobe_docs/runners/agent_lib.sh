@@ -39,19 +39,28 @@ EVENTS=/sys/kernel/tracing/kprobe_events
 log_mark() { dmesg -c >/dev/null; }
 log_take() { dmesg -c >"$1"; }
 
-# What a sample leaves behind is found by comparing the kprobes list, the
-# kprobe and synthetic events and the tracing instances before and after it.
-# A guest removes what it finds, so that the next sample starts clean; the
-# host agent sets KEEP_LEFTOVERS=1: a real machine keeps them, for its owner
-# to see, and its run stops.
-# Probes are compared by address, type and symbol: a flag such as [DISABLED] may change meanwhile.
+# What a sample leaves behind is found by comparing the kprobe and synthetic
+# events, the tracing instances and the kprobes list before and after it, one
+# line per item, already worded as the leftover it would be.  A guest removes
+# what it finds, so that the next sample starts clean; the host agent sets
+# KEEP_LEFTOVERS=1: a real machine keeps them, for its owner to see, and its
+# run stops.  Probes are compared by address, type and symbol: a flag such as
+# [DISABLED] may change meanwhile.  One awk reads them all (a file that is
+# missing, such as synthetic_events on a kernel without them, reads as
+# empty): under an emulated CPU every process started costs, twice a sample.
 TRACING=/sys/kernel/tracing
 snapshot() {
-	awk '{ print $1, $2, $3 }' $KPROBES/list >"$T/$1.kprobes" 2>/dev/null
-	cat $EVENTS >"$T/$1.events" 2>/dev/null
-	cat $TRACING/synthetic_events >"$T/$1.synthetic" 2>/dev/null
-	ls $TRACING/instances >"$T/$1.instances" 2>/dev/null
-	:
+	ls $TRACING/instances >"$T/instances" 2>/dev/null
+	awk -v events=$EVENTS -v synthetic=$TRACING/synthetic_events -v instances="$T/instances" \
+		-v list=$KPROBES/list 'BEGIN {
+		while ((getline line <events) > 0) print "kprobe_events entry still defined: " line
+		while ((getline line <synthetic) > 0) print "synthetic event still defined: " line
+		while ((getline line <instances) > 0) print "tracing instance still present: " line
+		while ((getline line <list) > 0) {
+			split(line, word, " ")
+			print "kprobe still registered: " word[1], word[2], word[3]
+		}
+	}' >"$T/$1"
 }
 # Lines of file $2 that file $1 does not hold (grep -f would read an empty $1 as a pattern matching all).
 added() { awk 'FILENAME == ARGV[1] { seen[$0] = 1; next } !($0 in seen)' "$1" "$2"; }
@@ -62,10 +71,7 @@ leftovers() {
 	if grep -q "^$name " /proc/modules; then
 		echo "module $name still loaded" >>"$T/left"
 	fi
-	added "$T/before.events" "$T/after.events" | sed 's/^/kprobe_events entry still defined: /' >>"$T/left"
-	added "$T/before.synthetic" "$T/after.synthetic" | sed 's/^/synthetic event still defined: /' >>"$T/left"
-	added "$T/before.instances" "$T/after.instances" | sed 's/^/tracing instance still present: /' >>"$T/left"
-	added "$T/before.kprobes" "$T/after.kprobes" | sed 's/^/kprobe still registered: /' >>"$T/left"
+	added "$T/before" "$T/after" >>"$T/left"
 	event leftover "$name" "$(wc -l <"$T/left")"
 	emit "$name" leftover "$T/left"
 	if [ -s "$T/left" ] && [ -z "${KEEP_LEFTOVERS:-}" ]; then
@@ -76,12 +82,12 @@ leftovers() {
 # An instance goes first (with it its event triggers), then the synthetic
 # events that a trigger used, then the probe events, disabled everywhere.
 remove_leftovers() {
-	added "$T/before.instances" "$T/after.instances" | while read -r dir; do
+	sed -n 's/^tracing instance still present: //p' "$T/left" | while read -r dir; do
 		rmdir "$TRACING/instances/$dir"
 	done
-	added "$T/before.synthetic" "$T/after.synthetic" | awk '{ print "!" $1 }' >>$TRACING/synthetic_events
+	sed -n 's/^synthetic event still defined: \([^ ]*\).*/!\1/p' "$T/left" >>$TRACING/synthetic_events
 	echo 0 >$TRACING/events/enable 2>/dev/null
-	added "$T/before.events" "$T/after.events" | sed 's/^[pr][0-9]*:\([^ ]*\).*/-:\1/' >>$EVENTS
+	sed -n 's/^kprobe_events entry still defined: [pr][0-9]*:\([^ ]*\).*/-:\1/p' "$T/left" >>$EVENTS
 }
 
 # The index of the first sample to run, from kd.start= on the kernel command line.

@@ -190,3 +190,16 @@ def test_bpftrace_program_is_judged_on_its_output_and_exit_status() -> None:
     run.sections["out"] = ["x.bt:19:2-77: ERROR: String is too long (over 64 bytes): x", "    printf(...)", "    ~~~~"]
     verdict = evaluate(run, PROGRAM, CONTEXT)
     assert verdict.reason == "bpftrace exited 1: x.bt:19:2-77: ERROR: String is too long (over 64 bytes): x"
+
+
+PERF = make_sample("demo_perf", {"kind": "perf", "expect": "cat +kd_perf:f: .* ret=-2$"}, "perf -v\n", "p", 1)
+
+
+def test_perf_script_is_judged_on_its_output_and_names_perfs_error() -> None:
+    run = SampleRun("demo_perf", events={"script": "0", "taint": "0"}, outcome="completed")
+    run.sections = {"out": ["             cat kd_perf:f: (ffffffff8130 <- ffffffff8120) ret=-2"], "dmesg": []}
+    assert evaluate(run, PERF, CONTEXT).passed
+    run.events["script"] = "255"
+    run.sections["out"] = ["  Error: Failed to add events.", "no open path to probe"]
+    verdict = evaluate(run, PERF, CONTEXT)
+    assert verdict.reason == "the script exited 255: Error: Failed to add events."

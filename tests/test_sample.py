@@ -24,6 +24,7 @@ def test_valid_sample_parses_lists_and_ranges() -> None:
         ({"kind": "tracefs", "expect": "x", "trigger": "true"}, "a tracefs sample takes no 'trigger'"),
         ({"kind": "tracefs", "expect": "x", "params": "a=1"}, "a tracefs sample takes no 'params'"),
         ({"kind": "bpftrace", "expect": "x", "listed": "k +f"}, "a bpftrace sample takes no 'listed'"),
+        ({"kind": "perf", "expect": "x", "trigger": "true"}, "a perf sample takes no 'trigger'"),
         ({**GOOD, "colour": "red"}, "unknown option 'colour'"),
         ({**GOOD, "expect": "("}, "expect: bad regular expression"),
         ({"kind": "kmod"}, "must name at least one log line"),

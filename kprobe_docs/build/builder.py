@@ -57,7 +57,7 @@ def _status(sample: Sample, returncode: int, log: str) -> str:
 def _command(headers: str, make_vars: tuple[str, ...], sample: Sample, inside: Path) -> list[str]:
     if sample.kind == "bcc":
         return ["python3", "-W", "error", "-m", "py_compile", str(inside / sample.filename)]
-    if sample.kind == "tracefs":  # the release's /bin/sh (dash) parses it: no bashisms get through
+    if sample.kind in ("tracefs", "perf"):  # the release's /bin/sh (dash) parses it: no bashisms get through
         return ["sh", "-n", str(inside / sample.filename)]
     if sample.kind == "bpftrace":  # parsing needs the running kernel: bpftrace itself does it, in the guest
         return ["test", "-s", str(inside / sample.filename)]

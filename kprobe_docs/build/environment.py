@@ -31,7 +31,10 @@ from ..sources.expectations import Context
 from ..sources.targets import Mirror, Target
 
 RECIPE_VERSION = 3
-BASE_PACKAGES = ("gcc", "make", "kmod", "libc6-dev", "busybox-static", "python3-bpfcc", "bpftrace")
+# linux-base: bullseye's /usr/bin/perf (a wrapper running perf_5.10) is there, not in linux-perf.
+BASE_PACKAGES = (
+    "gcc", "make", "kmod", "libc6-dev", "busybox-static", "python3-bpfcc", "bpftrace", "linux-perf", "linux-base"
+)  # fmt: skip
 APT_OPTIONS = ('Acquire::Check-Valid-Until "false"', 'APT::Install-Recommends "false"')
 # Kernel postinst hooks only make an initramfs nobody boots; skipping them halves mmdebstrap's time.
 DPKG_OPTIONS = ("path-exclude=/etc/kernel/postinst.d/*",)

@@ -24,6 +24,7 @@ KERNEL_TROUBLE = re.compile(
 ERROR_LINES = {
     "tracefs": re.compile(r"^(\[[ 0-9.]+\] )?\w+: error: "),
     "bpftrace": re.compile(r"ERROR: "),
+    "perf": re.compile(r"^\s*Error:\s"),
 }
 # /proc/sys/kernel/tainted bits that mean the kernel was damaged.
 BAD_TAINT = {4: "M", 5: "B", 7: "D", 9: "W", 14: "L"}
@@ -84,6 +85,7 @@ STEPS = {
     "bcc": (("attach", "attach", "out"), ("detach", "detach", "out")),
     "tracefs": (("script", "the script", "out"),),
     "bpftrace": (("run", "bpftrace", "out"),),
+    "perf": (("script", "the script", "out"),),
 }
 
 

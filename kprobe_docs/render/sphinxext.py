@@ -164,8 +164,8 @@ def _provenance(record: Record) -> str:
         parts.append(f"on {p.get('machine', '?')}, {p.get('machine_kind', '?')}: {p.get('dmi_product', '?')}")
     if p.get("qemu"):
         parts.append(f"{p['qemu'].replace('QEMU emulator version', 'QEMU')} ({p.get('accelerator', '?')})")
-    if record.kind == "bpftrace":
-        parts.append(p.get("bpftrace", "?"))
+    if record.kind in ("bpftrace", "perf"):
+        parts.append(p.get(record.kind, "?"))
     elif p.get("bcc"):
         parts.append(", ".join(p.get(key, "?") for key in ("bcc", "llvm", "python")))
     parts.append(f"run {p.get('date', '?')}, harness {p.get('harness', '?')}, source {record.source_hash}")
@@ -207,9 +207,9 @@ def captured(records: list[Record]) -> nodes.container | None:
 
 
 # How each kind's code is highlighted, and what its download holds.
-LANGUAGES = {"kmod": "c", "bcc": "python", "tracefs": "sh", "bpftrace": "text"}
+LANGUAGES = {"kmod": "c", "bcc": "python", "tracefs": "sh", "bpftrace": "text", "perf": "sh"}
 HOLDS = {"kmod": "source, Kbuild, Makefile", "bcc": "the Python program", "tracefs": "the shell script",
-         "bpftrace": "the bpftrace program"}  # fmt: skip
+         "bpftrace": "the bpftrace program", "perf": "the shell script"}  # fmt: skip
 
 
 class SampleDirective(Directive):

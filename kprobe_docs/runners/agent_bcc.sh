@@ -8,7 +8,8 @@
 # each twin, from the index given by kd.start=, the agent waits until it is
 # attached, runs its trigger with busybox, snapshots the kprobes list, lets it
 # detach and report, and collects its output and the kernel log.  A bpftrace
-# twin runs on its own, with the release's bpftrace (lib.sh's run_bpftrace).
+# twin runs on its own, with the release's bpftrace (lib.sh's run_bpftrace),
+# and so does a perf script, with the release's perf (lib.sh's run_script).
 # It reports on the serial console with the markers of /kd/lib.sh.
 
 /bin/busybox mkdir -p /bin /proc /sys /dev /tmp /newroot
@@ -60,7 +61,8 @@ event booted - "$(uname -r)"
 in_root() { chroot $r /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"; }
 ROOT_KD=/tmp/kd
 
-# The bcc twins still to run go to the twin runner; bpftrace twins (NAME.bt) run on their own.
+# The bcc twins still to run go to the twin runner; bpftrace twins (NAME.bt) and perf scripts (NAME.sh) run on
+# their own.
 # In mode "main" each runs alone, through its own main() (run_twin_main).
 mode=$(cat /kd/bcc-mode)
 tail -n +$((start + 1)) /kd/plan | while read -r name; do
@@ -89,6 +91,8 @@ while read -r name; do
 		:
 	elif [ -e "/kd/$name/$name.bt" ]; then
 		run_bpftrace "$name" "$i" || poweroff -f
+	elif [ -e "/kd/$name/$name.sh" ]; then
+		run_script "$name" "$i" root || poweroff -f
 	elif [ "$mode" = main ]; then
 		run_twin_main "$name" "$i" || poweroff -f
 	else

@@ -4,6 +4,7 @@
 #   agent_host.sh kmod DIR NAME INDEX
 #   agent_host.sh tracefs DIR NAME INDEX
 #   agent_host.sh bpftrace DIR NAME INDEX
+#   agent_host.sh perf DIR NAME INDEX
 #   agent_host.sh bcc DIR NAME INDEX RUNDIR RUNNER_PID
 #
 # DIR holds lib.sh and, under DIR/NAME/, the sample's files.  The steps are
@@ -42,10 +43,14 @@ event booted - "$(uname -r)"
 case $kind in
 kmod) run_sample "$name" "$index" ;;
 tracefs) run_script "$name" "$index" ;;
-bpftrace)
+bpftrace | perf)
 	in_root() { "$@"; }
 	ROOT_KD=$KD
-	run_bpftrace "$name" "$index"
+	if [ "$kind" = perf ]; then
+		run_script "$name" "$index" root
+	else
+		run_bpftrace "$name" "$index"
+	fi
 	;;
 bcc) run_twin "$name" "$index" "$5" "$6" ;;
 *) echo "agent_host.sh: unknown kind $kind" >&2 && exit 2 ;;

@@ -167,16 +167,21 @@ finish_output() {
 	end_sample "$1" "$2"
 }
 
-# One tracefs script, NAME INDEX, run as a reader runs it: it defines its
-# probe events, runs its own trigger, prints the trace and removes its events.
-# Returns 1 when the kernel is damaged.
+# One tracefs or perf script, NAME INDEX [root], run as a reader runs it: it
+# defines its probe events, runs its own trigger, prints the trace and removes
+# its events.  With "root" it runs where perf is installed, with in_root and
+# ROOT_KD as for bpftrace.  Returns 1 when the kernel is damaged.
 run_script() {
 	name=$1
 	event begin "$name" "$2"
 	snapshot before
 	log_mark
 	event step "$name" script
-	sh "$KD/$name/$name.sh" >"$T/out" 2>&1
+	if [ "${3:-}" = root ]; then
+		in_root sh "$ROOT_KD/$name/$name.sh" >"$T/out" 2>&1
+	else
+		sh "$KD/$name/$name.sh" >"$T/out" 2>&1
+	fi
 	event script "$name" $?
 	finish_output "$name" "$2"
 }

@@ -112,14 +112,15 @@ def _installed(root: Path, packages: list[str]) -> dict[str, str]:
 
 
 def versions(root: Path) -> dict[str, str]:
-    """What a bcc or bpftrace verdict depends on: python3-bpfcc, the LLVM its libbcc is linked with, python3
-    and bpftrace.
+    """What a bcc, bpftrace or perf verdict depends on: python3-bpfcc, the LLVM its libbcc is linked with,
+    python3, bpftrace and linux-perf.
 
     Read from the root's dpkg database, e.g. ``{"bcc": "python3-bpfcc 0.26.0+ds-1",
-    "llvm": "libllvm14 1:14.0.6-12", "python": "python3 3.11.2-1+b1", "bpftrace": "bpftrace 0.17.0-1"}``;
+    "llvm": "libllvm14 1:14.0.6-12", "python": "python3 3.11.2-1+b1", "bpftrace": "bpftrace 0.17.0-1",
+    "perf": "linux-perf 6.1.158-1"}``;
     "?" where a package is missing.
     """
-    found = _installed(root, ["python3-bpfcc", "libbpfcc", "python3", "bpftrace"])
+    found = _installed(root, ["python3-bpfcc", "libbpfcc", "python3", "bpftrace", "linux-perf"])
     llvm = LLVM_RE.search(found.get("libbpfcc", ""))
     llvm_found = _installed(root, [llvm[1]]) if llvm else {}
 
@@ -131,6 +132,7 @@ def versions(root: Path) -> dict[str, str]:
         "llvm": show(llvm[1], llvm_found) if llvm else "?",
         "python": show("python3", found),
         "bpftrace": show("bpftrace", found),
+        "perf": show("linux-perf", found),
     }
 
 

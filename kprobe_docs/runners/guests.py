@@ -39,7 +39,7 @@ Progress = Callable[[str], None]
 
 # A target's boots, each named after its guest, with the kinds of sample it runs: modules and tracefs scripts
 # need only busybox, so they share the initramfs boot; bcc and bpftrace twins need the release's root.
-BOOTS = {"kmod": ("kmod", "tracefs"), "bcc": ("bcc", "bpftrace")}
+BOOTS = {"kmod": ("kmod", "tracefs"), "bcc": ("bcc", "bpftrace", "perf")}
 MAIN_COMPILE_SECONDS = 180.0  # the most one twin's own compile may take under TCG, in bcc mode "main"
 
 # Kernel config options recorded per target and shown by the configuring page.
@@ -208,7 +208,7 @@ def boot(
     else:
         make_initramfs(Path(kernel.busybox), [(s, Path(b.artifact)) for s, b in plan], initrd)
     accel = qemu.accelerator(target.arch, _kvm_probe(target, kernel, out))
-    what = "bcc and bpftrace programs in the release's root" if kind == "bcc" else "modules and tracefs scripts"
+    what = "bcc, bpftrace and perf programs in the release's root" if kind == "bcc" else "modules and tracefs scripts"
     progress(f"{target.name}: booting {kernel.release} under QEMU ({accel}) with {len(plan)} {what}")
     names = [s.name for s, _ in plan]
     # Run through its own main(), a twin compiles its BPF text before the clock of its sample could mean anything.

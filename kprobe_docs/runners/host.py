@@ -43,7 +43,7 @@ from ..build.builder import BuildResult, build_on_host
 from ..judge.check import BAD_TAINT, evaluate, output, taint_flags
 from ..sources.claims import BUILD
 from ..sources.expectations import Context
-from ..sources.sample import Sample
+from ..sources.sample import KINDS, Sample
 from ..sources.targets import Target
 from ..store import results
 from ..store.results import Record, TargetFacts
@@ -454,6 +454,11 @@ def bpftrace_missing() -> str:
     return "" if shutil.which("bpftrace", path=SAFE_PATH) else "bpftrace is not installed: apt-get install bpftrace"
 
 
+def perf_missing() -> str:
+    """Why the perf twins cannot run here, with the apt line; "" when they can."""
+    return "" if shutil.which("perf", path=SAFE_PATH) else "perf is not installed: apt-get install linux-perf"
+
+
 class Stopped(Exception):
     """The run stops early on purpose: something of ours is left in the kernel, or a sample hung."""
 
@@ -553,7 +558,7 @@ def _build_all(run: HostRun, samples: list[tuple[Sample, Path]]) -> list[tuple[S
 
 
 def _run_each(run: HostRun, plan: list[tuple[Sample, BuildResult]], order: dict[str, int]) -> None:
-    """Modules, tracefs scripts and bpftrace programs, one agent run each."""
+    """Modules, tracefs scripts, bpftrace programs and perf scripts, one agent run each."""
     for sample, built in plan:
         interrupt.check()
         run.one(sample, order[sample.name], built, [])
@@ -630,7 +635,7 @@ def _verify(run: HostRun, todo: list[tuple[Sample, Path]]) -> None:
     claimed = [(s, d) for s, d in todo if s.claims(machine.arch, machine.version)]
     names = {s.name for s, _ in claimed}
     records = [_record(s, machine, "not-claimed") for s, _ in todo if s.name not in names]
-    for kind, missing in (("bcc", bcc_missing), ("bpftrace", bpftrace_missing)):
+    for kind, missing in (("bcc", bcc_missing), ("bpftrace", bpftrace_missing), ("perf", perf_missing)):
         why = missing() if any(s.kind == kind for s, _ in claimed) else ""
         if why:
             run.progress(f"{machine.name}: the {kind} twins are skipped: {why}")
@@ -638,7 +643,7 @@ def _verify(run: HostRun, todo: list[tuple[Sample, Path]]) -> None:
             claimed = [(s, d) for s, d in claimed if s.kind != kind]
     run.save(records)
     order = {s.name: i for i, (s, _) in enumerate(run.plan.samples)}
-    built_plan: dict[str, list[tuple[Sample, BuildResult]]] = {"kmod": [], "tracefs": [], "bpftrace": [], "bcc": []}
+    built_plan: dict[str, list[tuple[Sample, BuildResult]]] = {kind: [] for kind in KINDS}
     for sample, built in _build_all(run, claimed):
         if built.status == "ok":
             _stage(run.stage, sample, built)
@@ -648,6 +653,6 @@ def _verify(run: HostRun, todo: list[tuple[Sample, Path]]) -> None:
             reason = f"build {built.status}: {built.problem}"
             named = {BUILD: built.problem} if built.status == "expected-failure" else {}
             run.save([_record(sample, machine, verdict, reason=reason, build=_build_fields(built), named=named)])
-    _run_each(run, built_plan["kmod"] + built_plan["tracefs"] + built_plan["bpftrace"], order)
+    _run_each(run, [item for kind in ("kmod", "tracefs", "bpftrace", "perf") for item in built_plan[kind]], order)
     if built_plan["bcc"]:
         _run_twins(run, built_plan["bcc"], order)

@@ -2,8 +2,9 @@
 
 Each is a real Debian root made with mmdebstrap for one release (systemd,
 that release's kernel with its headers and initramfs, the compiler,
-python3-venv, python3-bpfcc and bpftrace, no network), on an ext4 disk image, booted
-with its own kernel and initramfs under UEFI firmware (OVMF).  The
+python3-venv, python3-bpfcc, bpftrace and linux-perf, no network), on an
+ext4 disk image, booted with its own kernel and initramfs under UEFI
+firmware (OVMF).  The
 firmware's ``db`` variable holds the test's module-signing certificate:
 Debian's kernels trust ``db`` keys for module signatures (the .platform
 keyring), which is how a signing test can pass with ``module.sig_enforce=1``.
@@ -47,7 +48,7 @@ OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 PACKAGES = (
     "systemd-sysv", "udev", "kmod", "procps", "e2fsprogs", "initramfs-tools", "linux-image-amd64",
     "linux-headers-amd64", "gcc", "make", "libc6-dev", "python3", "python3-venv", "python3-bpfcc", "bpftrace",
-    "mokutil",
+    "linux-perf", "mokutil",
 )  # fmt: skip
 UNIT = """[Unit]
 Description=kprobe-docs: a test machine's user, the phases of the kdshare share

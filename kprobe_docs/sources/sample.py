@@ -17,11 +17,12 @@ from typing import Any
 from . import arches, expectations
 
 DIRECTIVE = "kprobe-sample"
-KINDS = {"kmod": "c", "bcc": "py", "tracefs": "sh", "bpftrace": "bt"}
-# Options a kind has no use for.  A tracefs script is run as a reader runs it, its own trigger included; a
-# bpftrace program runs the trigger itself (``bpftrace -c``) and is gone before the kprobes list could be read.
+KINDS = {"kmod": "c", "bcc": "py", "tracefs": "sh", "bpftrace": "bt", "perf": "sh"}
+# Options a kind has no use for.  A tracefs or perf script is run as a reader runs it, its own trigger included;
+# a bpftrace program runs the trigger itself (``bpftrace -c``) and is gone before the kprobes list could be read.
 UNUSED = {
     "tracefs": ("params", "trigger", "listed", "build", "build-error"),
+    "perf": ("params", "trigger", "listed", "build", "build-error"),
     "bpftrace": ("params", "listed", "build", "build-error"),
 }
 ARCHES = tuple(arches.ARCHES)

@@ -7,7 +7,7 @@ Prints, for the chosen targets (default: the default set):
 - the matrix serially vs in parallel (goal: parallel >= 1.7 x faster on 2 cores);
 - bcc twins: one clang compile per twin vs one compile of all twins, each in one boot;
 - the twins that ride in an existing boot: the initramfs boot with its tracefs scripts vs without
-  (goal: <= 1.1), and the bcc boot with its bpftrace programs vs without;
+  (goal: <= 1.1), and the bcc boot with its bpftrace programs, and with its perf scripts, vs without;
 - cold (empty cache: chroots and kernels made) vs warm (cached) full verification;
 - with ``--machines``: each sample's build and run on a full Debian test machine vs in an initramfs guest.
 
@@ -116,7 +116,7 @@ def _check_complete(target: Target, log: BootLog, out: Path) -> None:
 
 def bcc_compiles(target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
     env = environment_for(target, catalog, quiet)
-    plan = built_plan(env, target, [(s, d) for s, d in samples if s.kind in BOOTS["bcc"]], out)
+    plan = built_plan(env, target, [(s, d) for s, d in samples if s.kind == "bcc"], out)
     if not plan:
         return []
     each, (log, _) = timed(lambda: boot(target, env, plan, out, quiet, bcc_mode="compile-each"))
@@ -128,7 +128,7 @@ def bcc_compiles(target: Target, catalog: Catalog, samples: list[tuple[Sample, P
 
 
 # Kinds that ride in another kind's boot, with the boot and the most they may add to it (None: no goal).
-RIDERS = (("tracefs", "kmod", 1.1), ("bpftrace", "bcc", None))
+RIDERS = (("tracefs", "kmod", 1.1), ("bpftrace", "bcc", None), ("perf", "bcc", None))
 
 
 def boot_seconds(target: Target, env: BuildEnv, plan: list[tuple[Sample, BuildResult]], out: Path) -> float:
@@ -140,7 +140,7 @@ def riders(target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]],
     env = environment_for(target, catalog, quiet)
     lines = []
     for kind, guest, goal in RIDERS:
-        hosts = [(s, d) for s, d in samples if s.kind in BOOTS[guest] and s.kind != kind]
+        hosts = [(s, d) for s, d in samples if s.kind == guest]
         base = built_plan(env, target, hosts, out)
         extra = built_plan(env, target, [(s, d) for s, d in samples if s.kind == kind], out)
         if not base or not extra:

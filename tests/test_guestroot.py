@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kprobe_docs.build import environment as buildenv
-from kprobe_docs.runners import guestroot
+from kprobe_docs.runners import guestroot, initramfs
 from kprobe_docs.sources.targets import find_mirror, load_catalog, system_sources
 
 
@@ -32,3 +32,15 @@ def test_load_order_puts_dependencies_first_and_skips_builtins(target: str) -> N
     for position, (name, elf) in enumerate(order):
         assert elf.startswith(b"\x7fELF"), name
         assert all(dep in names[:position] for dep in guestroot.depends(elf)), name
+
+
+def test_kernel_modules_for_modprobe_come_with_a_modules_dep() -> None:
+    """What a sample's ``kernel-modules`` puts in a module boot: busybox's modprobe reads modules.dep."""
+    tree = initramfs.ModulesTree(_cached_tree("debian-bookworm-amd64"), "6.1.0-test")
+    entries = {entry.path: entry.data for entry in initramfs.kernel_module_entries(tree, ("dummy", "9p"))}
+    assert entries["lib/modules/6.1.0-test/dummy.ko"].startswith(b"\x7fELF")
+    lines = dict(line.split(":", 1) for line in entries["lib/modules/6.1.0-test/modules.dep"].decode().splitlines())
+    assert lines["dummy.ko"] == ""
+    needed = lines["9p.ko"].split()
+    assert "9pnet.ko" in needed and "netfs.ko" in needed
+    assert all(f"lib/modules/6.1.0-test/{name}" in entries for name in needed)

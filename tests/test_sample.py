@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from kprobe_docs.sources.sample import KernelRange, SampleError, make_sample
+from kprobe_docs.sources.sample import KernelRange, Sample, SampleError, make_sample
 
 GOOD = {"kind": "kmod", "expect": "hello\n", "kernels": ">=5.10", "params": "a=1 b=x"}
 
@@ -25,6 +27,8 @@ def test_valid_sample_parses_lists_and_ranges() -> None:
         ({"kind": "tracefs", "expect": "x", "params": "a=1"}, "a tracefs sample takes no 'params'"),
         ({"kind": "bpftrace", "expect": "x", "listed": "k +f"}, "a bpftrace sample takes no 'listed'"),
         ({"kind": "perf", "expect": "x", "trigger": "true"}, "a perf sample takes no 'trigger'"),
+        ({"kind": "bcc", "expect": "x", "kernel-modules": "dummy"}, "a bcc sample takes no 'kernel-modules'"),
+        ({**GOOD, "kernel-modules": "../evil"}, "kernel-modules: want module names such as 'dummy'"),
         ({**GOOD, "colour": "red"}, "unknown option 'colour'"),
         ({**GOOD, "expect": "("}, "expect: bad regular expression"),
         ({"kind": "kmod"}, "must name at least one log line"),
@@ -58,3 +62,15 @@ def test_kernel_range_bounds() -> None:
 def test_names_the_pipeline_uses_are_refused_with_why(name: str) -> None:
     with pytest.raises(SampleError, match=rf"docs/p.md:3: kprobe-sample {name}: sample name '{name}' is reserved"):
         make_sample(name, dict(GOOD), "int x;\n", "docs/p.md", 3)
+
+
+def test_kernel_modules_round_trip_and_leave_other_samples_hashes_alone() -> None:
+    plain = make_sample("demo", GOOD, "int x;\n", "p", 1)
+    assert "kernel_modules" not in plain.spec()
+    script = make_sample(
+        "demo_tracefs", {"kind": "tracefs", "expect": "x", "kernel-modules": "dummy"}, "true\n", "p", 1
+    )
+    assert script.kernel_modules == ("dummy",)
+    again = Sample.from_spec(json.loads(json.dumps(script.spec())), script.code)
+    assert again.kernel_modules == ("dummy",) and again.source_hash() == script.source_hash()
+    assert Sample.from_spec(plain.spec(), plain.code).source_hash() == plain.source_hash()

@@ -32,7 +32,7 @@ from ..store import results
 from ..store.results import ApiProbe, BccFacts, Record, RunInfo, TargetFacts, Verdict
 from . import guestroot, qemu
 from .guestroot import versions
-from .initramfs import make_bcc_initramfs, make_initramfs
+from .initramfs import ModulesTree, make_bcc_initramfs, make_initramfs
 from .markers import BootLog, SampleRun
 
 Progress = Callable[[str], None]
@@ -206,7 +206,8 @@ def boot(
         make_bcc_initramfs(Path(kernel.busybox), Path(kernel.modules), [s for s, _ in plan], initrd, bcc_mode)
         extra = tuple(guestroot.qemu_options(env.root))
     else:
-        make_initramfs(Path(kernel.busybox), [(s, Path(b.artifact)) for s, b in plan], initrd)
+        tree = ModulesTree(Path(kernel.modules), kernel.release) if kernel.modules else None
+        make_initramfs(Path(kernel.busybox), [(s, Path(b.artifact)) for s, b in plan], initrd, tree)
     accel = qemu.accelerator(target.arch, _kvm_probe(target, kernel, out))
     what = "bcc, bpftrace and perf programs in the release's root" if kind == "bcc" else "modules and tracefs scripts"
     progress(f"{target.name}: booting {kernel.release} under QEMU ({accel}) with {len(plan)} {what}")

@@ -2,7 +2,9 @@
 
 A module boot's initramfs holds a static busybox, the POSIX-sh agent as
 ``/init`` and, under ``/kd/<name>/``, each sample's module, parameters and
-trigger, or its tracefs script (``<name>.sh``), which the same boot runs.
+trigger, or its tracefs script (``<name>.sh``), which the same boot runs,
+and the kernel's own modules that the samples load themselves (``kernel-modules``),
+under ``/lib/modules/<release>/`` with a ``modules.dep`` for busybox's modprobe.
 A bcc boot's holds busybox, the bcc agent as ``/init``, the modules that
 mount the shared root (``/modules/``), the twin runner and, under
 ``/kd/<name>/``, each twin and its trigger.  ``/kd/plan`` lists the samples
@@ -86,11 +88,48 @@ def sample_entries(sample: Sample, artifact: Path) -> list[Entry]:
     ]
 
 
-def make_initramfs(busybox: Path, plan: list[tuple[Sample, Path]], out: Path) -> None:
-    """Write the initramfs running ``plan`` (sample, built module or checked tracefs script) in order to ``out``."""
+@dataclass(frozen=True)
+class ModulesTree:
+    """A kernel's unpacked ``lib/modules/<release>`` and that release."""
+
+    path: Path
+    release: str
+
+
+def kernel_module_entries(tree: ModulesTree, names: tuple[str, ...]) -> list[Entry]:
+    """The kernel's modules ``names``, with those they need, and the ``modules.dep`` that modprobe reads.
+
+    modules.dep lists each module's dependencies, the one loaded last first, as depmod writes them.
+    """
+    order = guestroot.load_order(tree.path, names)
+    needs = {name: guestroot.depends(elf) for name, elf in order}
+
+    def below(name: str) -> list[str]:
+        found: list[str] = []
+        for dependency in needs.get(name, []):
+            found += [d for d in [dependency, *below(dependency)] if d not in found]
+        return found
+
+    base = f"lib/modules/{tree.release}"
+    dep = "".join(f"{name}.ko:{''.join(f' {d}.ko' for d in below(name) if d in needs)}\n" for name, _ in order)
+    return [*(_file(f"{base}/{name}.ko", elf) for name, elf in order), _file(f"{base}/modules.dep", dep.encode())]
+
+
+def make_initramfs(
+    busybox: Path, plan: list[tuple[Sample, Path]], out: Path, modules: ModulesTree | None = None
+) -> None:
+    """Write the initramfs running ``plan`` (sample, built module or checked tracefs script) in order to ``out``.
+
+    ``modules`` is the kernel's modules tree, needed when a sample of the plan names ``kernel-modules``.
+    """
     entries = _common_entries(busybox, "agent.sh", [s for s, _ in plan])
     for sample, module in plan:
         entries += sample_entries(sample, module)
+    wanted = tuple(dict.fromkeys(name for s, _ in plan for name in s.kernel_modules))
+    if wanted:
+        if modules is None:
+            raise guestroot.GuestRootError(f"the kernel's modules tree is missing: {' '.join(wanted)} cannot be loaded")
+        entries += kernel_module_entries(modules, wanted)
     _write(out, entries)
 
 

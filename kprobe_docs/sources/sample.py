@@ -20,10 +20,12 @@ DIRECTIVE = "kprobe-sample"
 KINDS = {"kmod": "c", "bcc": "py", "tracefs": "sh", "bpftrace": "bt", "perf": "sh"}
 # Options a kind has no use for.  A tracefs or perf script is run as a reader runs it, its own trigger included;
 # a bpftrace program runs the trigger itself (``bpftrace -c``) and is gone before the kprobes list could be read.
+# Only the initramfs boot provides kernel modules to modprobe.
 UNUSED = {
     "tracefs": ("params", "trigger", "listed", "build", "build-error"),
-    "perf": ("params", "trigger", "listed", "build", "build-error"),
-    "bpftrace": ("params", "listed", "build", "build-error"),
+    "perf": ("params", "trigger", "listed", "build", "build-error", "kernel-modules"),
+    "bpftrace": ("params", "listed", "build", "build-error", "kernel-modules"),
+    "bcc": ("kernel-modules",),
 }
 ARCHES = tuple(arches.ARCHES)
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,55}")
@@ -32,6 +34,7 @@ NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,55}")
 RESERVED = {"plan": "the guest's run order, /kd/plan", "run": "the bcc guest's handshake directory",
             "api": "the API probes' build directory"}  # fmt: skip
 PARAM_RE = re.compile(r"[a-z_][a-z0-9_]*=[^\s'\"\\]+")
+MODULE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,55}")
 RANGE_RE = re.compile(r"(>=|<)(\d+)\.(\d+)")
 DEFAULT_TIMEOUT = 60
 SPEC_FILE = "sample.json"
@@ -84,6 +87,7 @@ class Sample:
     expect: tuple[str, ...] = ()
     reject: tuple[str, ...] = ()
     listed: tuple[str, ...] = ()
+    kernel_modules: tuple[str, ...] = ()  # modules of the target's kernel the sample loads itself (modprobe)
     build_fails: bool = False
     build_error: str = ""
     timeout: int = DEFAULT_TIMEOUT
@@ -103,6 +107,8 @@ class Sample:
         data = asdict(self)
         for key in ("code", "extra", "line"):
             data.pop(key)
+        if not self.kernel_modules:  # absent rather than empty: the samples without it keep their source hash
+            data.pop("kernel_modules")
         data["kernels"] = self.kernels.text
         return data
 
@@ -114,8 +120,8 @@ class Sample:
     def from_spec(cls, spec: dict[str, Any], code: str) -> Sample:
         fields = dict(spec)
         fields["kernels"] = KernelRange(fields["kernels"])
-        for key in ("arches", "params", "expect", "reject", "listed"):
-            fields[key] = tuple(fields[key])
+        for key in ("arches", "params", "expect", "reject", "listed", "kernel_modules"):
+            fields[key] = tuple(fields.get(key, ()))
         return cls(code=code, **fields)
 
 
@@ -128,6 +134,7 @@ OPTION_KEYS = {
     "expect",
     "reject",
     "listed",
+    "kernel-modules",
     "build",
     "build-error",
     "timeout",
@@ -173,6 +180,14 @@ def _params(value: str) -> tuple[str, ...]:
     return params
 
 
+def _kernel_modules(value: str) -> tuple[str, ...]:
+    names = tuple(value.split())
+    bad = [n for n in names if not MODULE_RE.fullmatch(n)]
+    if bad or not names:
+        raise ValueError(f"kernel-modules: want module names such as 'dummy', got {value!r}")
+    return names
+
+
 def _timeout(value: str) -> int:
     if not value.isdigit() or not 5 <= int(value) <= 600:
         raise ValueError(f"timeout: want seconds between 5 and 600, got {value!r}")
@@ -196,10 +211,12 @@ def _fields(options: dict[str, str]) -> dict[str, Any]:
     if "kernels" in options:
         fields["kernels"] = KernelRange(options["kernels"].strip())
         fields["kernels"].bounds()
-    converters = {"arches": _arches, "params": _params, "timeout": _timeout, "build": _build}
+    converters = {"arches": _arches, "params": _params, "timeout": _timeout, "build": _build,
+                  "kernel-modules": _kernel_modules}  # fmt: skip
+    renamed = {"build": "build_fails", "kernel-modules": "kernel_modules"}
     for key, convert in converters.items():
         if key in options:
-            fields["build_fails" if key == "build" else key] = convert(options[key])
+            fields[renamed.get(key, key)] = convert(options[key])
     if "trigger" in options:
         fields["trigger"] = options["trigger"].strip()
     for key in ("expect", "reject", "listed"):

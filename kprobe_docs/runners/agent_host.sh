@@ -39,19 +39,16 @@ kmsg_last() {
 log_mark() { mark=$(kmsg_last); }
 log_take() { kmsg_since "$mark" >"$1"; }
 
+# bpftrace and perf run where they are installed: on a host, the machine itself.
+in_root() { "$@"; }
+ROOT_KD=$KD
+
 event booted - "$(uname -r)"
 case $kind in
 kmod) run_sample "$name" "$index" ;;
 tracefs) run_script "$name" "$index" ;;
-bpftrace | perf)
-	in_root() { "$@"; }
-	ROOT_KD=$KD
-	if [ "$kind" = perf ]; then
-		run_script "$name" "$index" root
-	else
-		run_bpftrace "$name" "$index"
-	fi
-	;;
+bpftrace) run_bpftrace "$name" "$index" ;;
+perf) run_script "$name" "$index" root ;;
 bcc) run_twin "$name" "$index" "$5" "$6" ;;
 *) echo "agent_host.sh: unknown kind $kind" >&2 && exit 2 ;;
 esac

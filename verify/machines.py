@@ -3,7 +3,7 @@
 Collected from ``verify/test_machines.md``, one test per sample and machine,
 ``<sample>[host-debian-<release>-amd64]``, and per machine ``host_run_tox``,
 ``host_leftover``, ``host_resume`` and ``host_signature`` (select them all
-with ``-k host``).
+with ``-k host-debian``).
 The first test to run boots every machine, in parallel, and plays its user
 through these phases:
 

@@ -1,20 +1,24 @@
 #!/bin/sh
 # kretprobe_failed_open_tracefs - the tracefs twin of kretprobe_failed_open:
 # a return probe event on the kernel's open path, filtered to the calls
-# that return an error, while cat opens a file that does not exist.
+# that return an error, and an entry probe event fetching the path, while
+# cat opens a file that does not exist.
 set -eu
 T=/sys/kernel/tracing
 I=$T/instances/kretprobe_failed_open_tracefs
 EVENT=kd/kretprobe_failed_open
+PATH_EVENT=kd/kretprobe_failed_open_path
 say() { echo "kretprobe_failed_open_tracefs: $*"; }
 
 cleanup() {
 	status=$?
 	set +e
 	[ -d $I ] && rmdir $I
-	if grep -q ":$EVENT " $T/kprobe_events; then
-		echo "-:$EVENT" >>$T/kprobe_events
-	fi
+	for event in $EVENT $PATH_EVENT; do
+		if grep -q ":$event " $T/kprobe_events; then
+			echo "-:$event" >>$T/kprobe_events
+		fi
+	done
 	if [ $status -ne 0 ] && [ -r $T/error_log ]; then
 		tail -n 3 $T/error_log >&2
 	fi
@@ -31,10 +35,20 @@ for candidate in do_file_open do_sys_openat2; do
 done
 [ -n "$func" ] || { echo "no open path to probe" >&2 && exit 1; }
 say "watching failed opens in $func"
+# The path: do_sys_openat2() gets the user's pointer, do_file_open() a
+# struct filename, whose first member points to the kernel's copy.
+case $func in
+do_file_open) path='+0(+0($arg2)):string' ;;
+*) path='+0($arg2):ustring' ;;
+esac
+echo "p:$PATH_EVENT $func path=$path" >>$T/kprobe_events
 mkdir $I
 echo 'ret >= -4095 && ret < 0' >$I/events/$EVENT/filter
+echo 'path == "/no/such/file"' >$I/events/$PATH_EVENT/filter
 echo 1 >$I/events/$EVENT/enable
+echo 1 >$I/events/$PATH_EVENT/enable
 cat /no/such/file 2>/dev/null || true
+echo 0 >$I/events/$PATH_EVENT/enable
 echo 0 >$I/events/$EVENT/enable
 grep -v '^#' $I/trace
 awk '$1 == "kretprobe_failed_open" { print "kretprobe_failed_open: " $2 " hits, " $3 " missed" }' \

@@ -449,14 +449,16 @@ def bcc_missing() -> str:
     return ""
 
 
-def bpftrace_missing() -> str:
-    """Why the bpftrace twins cannot run here, with the apt line; "" when they can."""
-    return "" if shutil.which("bpftrace", path=SAFE_PATH) else "bpftrace is not installed: apt-get install bpftrace"
+# The program each kind of twin runs with, and the package that holds it.
+TWIN_PROGRAMS = {"bpftrace": ("bpftrace", "bpftrace"), "perf": ("perf", "linux-perf")}
 
 
-def perf_missing() -> str:
-    """Why the perf twins cannot run here, with the apt line; "" when they can."""
-    return "" if shutil.which("perf", path=SAFE_PATH) else "perf is not installed: apt-get install linux-perf"
+def _twins_missing(kind: str) -> str:
+    """Why the ``kind`` twins (bcc, bpftrace, perf) cannot run here, with the apt line; "" when they can."""
+    if kind == "bcc":
+        return bcc_missing()
+    program, package = TWIN_PROGRAMS[kind]
+    return "" if shutil.which(program, path=SAFE_PATH) else f"{program} is not installed: apt-get install {package}"
 
 
 class Stopped(Exception):
@@ -635,8 +637,8 @@ def _verify(run: HostRun, todo: list[tuple[Sample, Path]]) -> None:
     claimed = [(s, d) for s, d in todo if s.claims(machine.arch, machine.version)]
     names = {s.name for s, _ in claimed}
     records = [_record(s, machine, "not-claimed") for s, _ in todo if s.name not in names]
-    for kind, missing in (("bcc", bcc_missing), ("bpftrace", bpftrace_missing), ("perf", perf_missing)):
-        why = missing() if any(s.kind == kind for s, _ in claimed) else ""
+    for kind in ("bcc", "bpftrace", "perf"):
+        why = _twins_missing(kind) if any(s.kind == kind for s, _ in claimed) else ""
         if why:
             run.progress(f"{machine.name}: the {kind} twins are skipped: {why}")
             records += [_record(s, machine, "skipped", reason=why) for s, _ in claimed if s.kind == kind]
@@ -653,6 +655,6 @@ def _verify(run: HostRun, todo: list[tuple[Sample, Path]]) -> None:
             reason = f"build {built.status}: {built.problem}"
             named = {BUILD: built.problem} if built.status == "expected-failure" else {}
             run.save([_record(sample, machine, verdict, reason=reason, build=_build_fields(built), named=named)])
-    _run_each(run, [item for kind in ("kmod", "tracefs", "bpftrace", "perf") for item in built_plan[kind]], order)
+    _run_each(run, [item for kind in KINDS if kind != "bcc" for item in built_plan[kind]], order)
     if built_plan["bcc"]:
         _run_twins(run, built_plan["bcc"], order)

@@ -35,7 +35,21 @@ def test_clean_run_passes_and_keeps_matched_lines() -> None:
 def test_expectations_must_appear_in_order() -> None:
     verdict = evaluate(_run(["[1.2] demo: removed", "[1.3] demo: loaded"]), SAMPLE, CONTEXT)
     assert verdict.checks == "failed"
-    assert verdict.reason == "expected log line not found: /demo: removed/"
+    assert verdict.reason == (
+        "expected log line not found: /demo: removed/; the nearest line printed: [1.2] demo: removed"
+    )
+
+
+def test_missing_line_names_what_was_printed_instead() -> None:
+    expect = r"demo: entries ([4-9]) returns \1$"
+    sample = make_sample("demo", {"kind": "kmod", "expect": expect}, "int x;\n", "p.md", 1)
+    verdict = evaluate(_run(["[1.0] demo: loaded", "[2.0] demo: entries 5 returns 4"]), sample, CONTEXT)
+    assert verdict.reason == (
+        r"expected log line not found: /demo: entries ([4-9]) returns \1$/; the nearest line printed: "
+        "[2.0] demo: entries 5 returns 4"
+    )
+    nothing_alike = evaluate(_run(["[1.0] unrelated"]), sample, CONTEXT)
+    assert nothing_alike.reason == r"expected log line not found: /demo: entries ([4-9]) returns \1$/"
 
 
 def test_rejected_pattern_fails() -> None:

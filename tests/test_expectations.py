@@ -55,4 +55,6 @@ def test_the_verdict_keeps_what_met_each_named_line() -> None:
     verdict = evaluate(run, sample, IBT)
     assert verdict.verdict == "pass"
     assert verdict.named == {"landing": "[1.0] planted at f+0x4"}
-    assert evaluate(run, sample, OLD).reason == r"expected log line not found: /planted at f\+0x0$/"
+    assert evaluate(run, sample, OLD).reason == (
+        r"expected log line not found: /planted at f\+0x0$/; the nearest line printed: [1.0] planted at f+0x4"
+    )

@@ -42,7 +42,10 @@ FAULT_REASONS = {
     "fault_oops": r"kernel (log|crashed): .*(Oops|BUG:|general protection|Unable to handle)",
     "fault_hang": r"^hang in insmod \(first load\): no progress within \d+ s",
     "fault_build": r"^build failed: .*error",
-    "fault_mismatch": r"^expected log line not found: ",
+    "fault_mismatch": (
+        r"^expected log line not found: /fault_mismatch: every hit was logged\$/; "
+        r"the nearest line printed: .*fault_mismatch: (planted|removed) "
+    ),
     "fault_warn": r"^kernel log: .*WARNING: .* at .*fault_warn\.c:\d+ fault_warn_init",
     "fault_panic": r"^kernel crashed: .*Kernel panic - not syncing: fault_panic: a deliberate panic",
     "fault_exit_hang": r"^hang in rmmod \(first unload\): no progress within 20 s; last console lines: .*exit sleeps",

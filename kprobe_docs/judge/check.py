@@ -5,6 +5,7 @@ Pure logic on the agent's report, so it is unit-tested without a guest.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -152,6 +153,13 @@ def _last_words(lines: list[str], kind: str) -> str:
     return (errors or said or [""])[0 if errors else -1]
 
 
+def nearest_line(pattern: str, lines: list[str]) -> str | None:
+    """The printed line most like a pattern no line met: what the reader sees instead, if anything is close."""
+    said = [line.strip() for line in lines if line.strip()]
+    close = difflib.get_close_matches(pattern, said, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 def _check_steps(run: SampleRun, kind: str, verdict: Verdict) -> None:
     for event, what, section in STEPS[kind]:
         rc = _rc(run, event)
@@ -180,7 +188,9 @@ def _check_log(run: SampleRun, sample: Sample, context: Context, verdict: Verdic
     verdict.matched, missing = match_in_order(tuple(e.pattern for e in expected), printed)
     verdict.named = {e.name: line for e, line in zip(expected, verdict.matched, strict=False) if e.name}
     if missing is not None:
-        verdict.fail("checks", f"expected log line not found: /{missing}/")
+        nearest = nearest_line(missing, printed)
+        instead = f"; the nearest line printed: {nearest}" if nearest else ""
+        verdict.fail("checks", f"expected log line not found: /{missing}/{instead}")
     for rejected in applicable(sample.reject, context):
         bad = next((line for line in printed + kernel_log(run) if re.search(rejected.pattern, line)), None)
         if bad is not None:

@@ -8,6 +8,7 @@ Prints, for the chosen targets (default: the default set):
 - bcc twins: one clang compile per twin vs one compile of all twins, each in one boot;
 - the twins that ride in an existing boot: the initramfs boot with its tracefs scripts vs without
   (goal: <= 1.1), and the bcc boot with its bpftrace programs, and with its perf scripts, vs without;
+  medians of 3 boots each, alternated (``--riders tracefs`` times only the tracefs scripts);
 - cold (empty cache: chroots and kernels made) vs warm (cached) full verification;
 - with ``--machines``: each sample's build and run on a full Debian test machine vs in an initramfs guest.
 
@@ -18,7 +19,9 @@ QEMU and the kernels; nothing is simulated.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -129,25 +132,34 @@ def bcc_compiles(target: Target, catalog: Catalog, samples: list[tuple[Sample, P
 
 # Kinds that ride in another kind's boot, with the boot and the most they may add to it (None: no goal).
 RIDERS = (("tracefs", "kmod", 1.1), ("bpftrace", "bcc", None), ("perf", "bcc", None))
+# Boots of each plan per rider: alternated, and the median taken, so one slow boot (the host busy) is not the ratio.
+RIDER_BOOTS = 3
+RIDING = frozenset(kind for kind, _, _ in RIDERS)
 
 
 def boot_seconds(target: Target, env: BuildEnv, plan: list[tuple[Sample, BuildResult]], out: Path) -> float:
     return timed(lambda: boot(target, env, plan, out, quiet))[0]
 
 
-def riders(target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path) -> list[str]:
-    """What the twins that share a boot cost it: the boot with them vs without, in whole boots."""
+def riders(
+    target: Target, catalog: Catalog, samples: list[tuple[Sample, Path]], out: Path, kinds: frozenset[str] = RIDING
+) -> list[str]:
+    """What the twins of ``kinds`` that share a boot cost it: the boot with them vs without, medians of whole boots."""
     env = environment_for(target, catalog, quiet)
     lines = []
-    for kind, guest, goal in RIDERS:
+    for kind, guest, goal in [rider for rider in RIDERS if rider[0] in kinds]:
         hosts = [(s, d) for s, d in samples if s.kind == guest]
         base = built_plan(env, target, hosts, out)
         extra = built_plan(env, target, [(s, d) for s, d in samples if s.kind == kind], out)
         if not base or not extra:
             continue
-        alone, both = boot_seconds(target, env, base, out), boot_seconds(target, env, base + extra, out)
+        pairs = [(boot_seconds(target, env, base, out), boot_seconds(target, env, base + extra, out))
+                 for _ in range(RIDER_BOOTS)]  # fmt: skip
+        alone, both = statistics.median(a for a, _ in pairs), statistics.median(b for _, b in pairs)
         verdict = f"goal <= {goal}: {'met' if both / alone <= goal else 'MISSED'}" if goal else "(the same boot)"
-        lines.append(row(f"{target.name}: {guest} boot with {len(extra)} {kind} vs without", both, alone, verdict))
+        spread = f"ratios {min(b / a for a, b in pairs):.2f}-{max(b / a for a, b in pairs):.2f}"
+        lines.append(row(f"{target.name}: {guest} boot with {len(extra)} {kind} vs without", both, alone,
+                         f"{verdict}; median of {RIDER_BOOTS}, {spread}"))  # fmt: skip
     return lines
 
 
@@ -196,7 +208,8 @@ def machine_vs_guest(
     return lines
 
 
-PER_TARGET = {"boots": boots, "bcc": bcc_compiles, "riders": riders}
+PerTarget = Callable[[Target, Catalog, list[tuple[Sample, Path]], Path], list[str]]
+PER_TARGET: dict[str, PerTarget] = {"boots": boots, "bcc": bcc_compiles, "riders": riders}
 PARTS = (*PER_TARGET, "matrix", "cold")
 
 
@@ -207,10 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     machines = "also time each sample on a full Debian test machine against an initramfs guest"
     parser.add_argument("--machines", action="store_true", help=machines)
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts, of {','.join(PARTS)} (all)")
+    kinds = ",".join(sorted(RIDING))
+    parser.add_argument("--riders", default=kinds, help=f"the riding kinds the riders part times, of {kinds} (all)")
     args = parser.parse_args(argv)
-    parts = set(args.only.split(","))
+    parts, riding = set(args.only.split(",")), frozenset(args.riders.split(","))
     if not parts <= set(PARTS):
         parser.error(f"--only: unknown part {sorted(parts - set(PARTS))[0]!r}; want some of {','.join(PARTS)}")
+    if not riding <= RIDING:
+        parser.error(f"--riders: unknown kind {sorted(riding - RIDING)[0]!r}; want some of {kinds}")
+    per_target: dict[str, PerTarget] = {**PER_TARGET, "riders": functools.partial(riders, kinds=riding)}
     root = project_root()
     catalog = load_catalog()
     targets = catalog.select(args.targets.split(","))
@@ -219,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"{'measurement':44} {'A':>10} {'B':>10} {'A/B':>7}", flush=True)
     for target in targets:
-        for name in [part for part in PER_TARGET if part in parts]:
-            for line in PER_TARGET[name](target, catalog, samples, out / target.name):
+        for name in [part for part in per_target if part in parts]:
+            for line in per_target[name](target, catalog, samples, out / target.name):
                 print(line, flush=True)
     if len(targets) > 1 and "matrix" in parts:  # parallel needs at least two targets to mean anything
         for line in matrix(catalog, targets, samples, out):

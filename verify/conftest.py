@@ -54,6 +54,7 @@ FAULT_REASONS = {
     "fault_modpost": r"^build failed: .*modpost.*kd_no_such_function.*undefined",
     "fault_leftover": r"^leftover: kprobe_events entry still defined: p:kprobes/kd_leftover kernel_clone",
     "fault_tracefs_leftover": r"^leftover: kprobe_events entry still defined: p:kd/fault_left \S+ \(and 3 more",
+    "fault_tracefs_stale_error": r"^the script exited 1: fault_tracefs_stale_error: a check after the refusal fails$",
     "fault_hostile_output": r"^hang in the trigger: no progress within 20 s; last console lines: .*<script>alert",
     "fault_bcc_compile": r"^attach exited 1: BPF compile error: line \d+ of BPF_TEXT: use of undeclared identifier",
     "fault_bcc_attach": r"^attach exited 1: Exception: Failed to attach BPF program",

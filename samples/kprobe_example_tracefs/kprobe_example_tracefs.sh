@@ -15,6 +15,15 @@ aarch64) REG=%x0 ;;
 *) echo "no register name for the first argument on $(uname -m)" >&2 && exit 1 ;;
 esac
 
+# error_log keeps every tracing error since boot: on failure, show what it
+# gained after the mark (all of it if the marked entry was pushed out).
+mark_errors() { LAST_ERROR=$(grep '^\[' $T/error_log 2>/dev/null | tail -n 1); }
+new_errors() {
+	grep -qxF "$LAST_ERROR" $T/error_log 2>/dev/null || LAST_ERROR=
+	awk -v last="$LAST_ERROR" '/^\[/ { show = seen || last == ""; if ($0 == last) seen = 1 } show' \
+		$T/error_log 2>/dev/null
+}
+
 cleanup() {
 	status=$?
 	set +e
@@ -22,16 +31,18 @@ cleanup() {
 	if grep -q "^p:$EVENT " $T/kprobe_events; then
 		echo "-:$EVENT" >>$T/kprobe_events
 	fi
-	if [ $status -ne 0 ] && [ -r $T/error_log ]; then
-		tail -n 3 $T/error_log >&2
+	if [ $status -ne 0 ]; then
+		new_errors >&2
 	fi
 }
 trap cleanup EXIT
+mark_errors
 
 PROBE="p:$EVENT kernel_clone reg=$REG:x64 arg1=\$arg1:x64 flags=+0(\$arg1):x64 comm=\$comm"
 if ! echo "$PROBE jiffies=@jiffies_64:u64" >>$T/kprobe_events 2>/dev/null; then
 	echo "$PROBE" >>$T/kprobe_events
 	say "the kernel refused @jiffies_64; the event is defined without it"
+	mark_errors # that refusal was foreseen
 fi
 say "probe $EVENT on kernel_clone, first argument in $REG"
 mkdir $I

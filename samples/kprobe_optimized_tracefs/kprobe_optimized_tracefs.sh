@@ -9,6 +9,15 @@ EVENT=kd/kprobe_optimized
 LIST=/sys/kernel/debug/kprobes/list
 say() { echo "kprobe_optimized_tracefs: $*"; }
 
+# error_log keeps every tracing error since boot: on failure, show what it
+# gained after the mark (all of it if the marked entry was pushed out).
+mark_errors() { LAST_ERROR=$(grep '^\[' $T/error_log 2>/dev/null | tail -n 1); }
+new_errors() {
+	grep -qxF "$LAST_ERROR" $T/error_log 2>/dev/null || LAST_ERROR=
+	awk -v last="$LAST_ERROR" '/^\[/ { show = seen || last == ""; if ($0 == last) seen = 1 } show' \
+		$T/error_log 2>/dev/null
+}
+
 cleanup() {
 	status=$?
 	set +e
@@ -16,17 +25,19 @@ cleanup() {
 	if grep -q ":$EVENT " $T/kprobe_events; then
 		echo "-:$EVENT" >>$T/kprobe_events
 	fi
-	if [ $status -ne 0 ] && [ -r $T/error_log ]; then
-		tail -n 3 $T/error_log >&2
+	if [ $status -ne 0 ]; then
+		new_errors >&2
 	fi
 }
 trap cleanup EXIT
+mark_errors
 
 offset=17
 until echo "p:$EVENT vfs_read+$offset" >>$T/kprobe_events 2>/dev/null; do
 	offset=$((offset + 1))
 	[ $offset -lt 96 ] || { echo "no offset of vfs_read takes a probe" >&2 && exit 1; }
 done
+mark_errors # the offsets refused before it were foreseen
 say "p:$EVENT vfs_read+$offset, the first offset past 16 that takes a probe"
 mkdir $I
 echo 1 >$I/events/$EVENT/enable

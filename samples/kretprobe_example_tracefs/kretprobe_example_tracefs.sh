@@ -8,6 +8,15 @@ I=$T/instances/kretprobe_example_tracefs
 EVENT=kd/kretprobe_example
 say() { echo "kretprobe_example_tracefs: $*"; }
 
+# error_log keeps every tracing error since boot: on failure, show what it
+# gained after the mark (all of it if the marked entry was pushed out).
+mark_errors() { LAST_ERROR=$(grep '^\[' $T/error_log 2>/dev/null | tail -n 1); }
+new_errors() {
+	grep -qxF "$LAST_ERROR" $T/error_log 2>/dev/null || LAST_ERROR=
+	awk -v last="$LAST_ERROR" '/^\[/ { show = seen || last == ""; if ($0 == last) seen = 1 } show' \
+		$T/error_log 2>/dev/null
+}
+
 cleanup() {
 	status=$?
 	set +e
@@ -15,11 +24,12 @@ cleanup() {
 	if grep -q ":$EVENT " $T/kprobe_events; then
 		echo "-:$EVENT" >>$T/kprobe_events
 	fi
-	if [ $status -ne 0 ] && [ -r $T/error_log ]; then
-		tail -n 3 $T/error_log >&2
+	if [ $status -ne 0 ]; then
+		new_errors >&2
 	fi
 }
 trap cleanup EXIT
+mark_errors
 
 PROBE="r20:$EVENT kernel_clone pid=\$retval:s32"
 if echo "$PROBE flags=+0(\$arg1):x64" >>$T/kprobe_events 2>/dev/null; then
@@ -27,6 +37,7 @@ if echo "$PROBE flags=+0(\$arg1):x64" >>$T/kprobe_events 2>/dev/null; then
 else
 	echo "$PROBE" >>$T/kprobe_events
 	say "$PROBE (this kernel has no \$argN in return probes)"
+	mark_errors # that refusal was foreseen
 fi
 mkdir $I
 echo 1 >$I/events/$EVENT/enable

@@ -10,6 +10,15 @@ EVENT=kd/kretprobe_failed_open
 PATH_EVENT=kd/kretprobe_failed_open_path
 say() { echo "kretprobe_failed_open_tracefs: $*"; }
 
+# error_log keeps every tracing error since boot: on failure, show what it
+# gained after the mark (all of it if the marked entry was pushed out).
+mark_errors() { LAST_ERROR=$(grep '^\[' $T/error_log 2>/dev/null | tail -n 1); }
+new_errors() {
+	grep -qxF "$LAST_ERROR" $T/error_log 2>/dev/null || LAST_ERROR=
+	awk -v last="$LAST_ERROR" '/^\[/ { show = seen || last == ""; if ($0 == last) seen = 1 } show' \
+		$T/error_log 2>/dev/null
+}
+
 cleanup() {
 	status=$?
 	set +e
@@ -19,11 +28,12 @@ cleanup() {
 			echo "-:$event" >>$T/kprobe_events
 		fi
 	done
-	if [ $status -ne 0 ] && [ -r $T/error_log ]; then
-		tail -n 3 $T/error_log >&2
+	if [ $status -ne 0 ]; then
+		new_errors >&2
 	fi
 }
 trap cleanup EXIT
+mark_errors
 
 func=
 for candidate in do_file_open do_sys_openat2; do
@@ -34,6 +44,7 @@ for candidate in do_file_open do_sys_openat2; do
 	fi
 done
 [ -n "$func" ] || { echo "no open path to probe" >&2 && exit 1; }
+mark_errors # a function refused before it was foreseen
 say "watching failed opens in $func"
 # The path: do_sys_openat2() gets the user's pointer, do_file_open() a
 # struct filename, whose first member points to the kernel's copy.

@@ -11,6 +11,15 @@ say() { echo "kretprobe_latency_tracefs: $*"; }
 ENTRY='hist:keys=common_pid:start=common_timestamp'
 RETURN='hist:keys=common_pid:ns=common_timestamp-$start:onmatch(kd.clone_entry).trace(kd_clone_latency,pid,$ns)'
 
+# error_log keeps every tracing error since boot: on failure, show what it
+# gained after the mark (all of it if the marked entry was pushed out).
+mark_errors() { LAST_ERROR=$(grep '^\[' $T/error_log 2>/dev/null | tail -n 1); }
+new_errors() {
+	grep -qxF "$LAST_ERROR" $T/error_log 2>/dev/null || LAST_ERROR=
+	awk -v last="$LAST_ERROR" '/^\[/ { show = seen || last == ""; if ($0 == last) seen = 1 } show' \
+		$T/error_log 2>/dev/null
+}
+
 cleanup() {
 	status=$?
 	set +e
@@ -27,11 +36,12 @@ cleanup() {
 			echo "-:$event" >>$T/kprobe_events
 		fi
 	done
-	if [ $status -ne 0 ] && [ -r $T/error_log ]; then
-		tail -n 3 $T/error_log >&2
+	if [ $status -ne 0 ]; then
+		new_errors >&2
 	fi
 }
 trap cleanup EXIT
+mark_errors
 
 echo 'p:kd/clone_entry kernel_clone' >>$T/kprobe_events
 echo 'r20:kd/clone_return kernel_clone pid=$retval:s32' >>$T/kprobe_events

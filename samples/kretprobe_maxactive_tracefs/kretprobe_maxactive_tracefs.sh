@@ -8,6 +8,15 @@ I=$T/instances/kretprobe_maxactive_tracefs
 EVENT=kd/kretprobe_maxactive
 say() { echo "kretprobe_maxactive_tracefs: $*"; }
 
+# error_log keeps every tracing error since boot: on failure, show what it
+# gained after the mark (all of it if the marked entry was pushed out).
+mark_errors() { LAST_ERROR=$(grep '^\[' $T/error_log 2>/dev/null | tail -n 1); }
+new_errors() {
+	grep -qxF "$LAST_ERROR" $T/error_log 2>/dev/null || LAST_ERROR=
+	awk -v last="$LAST_ERROR" '/^\[/ { show = seen || last == ""; if ($0 == last) seen = 1 } show' \
+		$T/error_log 2>/dev/null
+}
+
 cleanup() {
 	status=$?
 	set +e
@@ -15,11 +24,12 @@ cleanup() {
 	if grep -q ":$EVENT " $T/kprobe_events; then
 		echo "-:$EVENT" >>$T/kprobe_events
 	fi
-	if [ $status -ne 0 ] && [ -r $T/error_log ]; then
-		tail -n 3 $T/error_log >&2
+	if [ $status -ne 0 ]; then
+		new_errors >&2
 	fi
 }
 trap cleanup EXIT
+mark_errors
 
 echo "r1:$EVENT hrtimer_nanosleep ret=\$retval:s64" >>$T/kprobe_events
 say "r1:$EVENT hrtimer_nanosleep, maxactive 1"

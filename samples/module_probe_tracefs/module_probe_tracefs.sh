@@ -14,6 +14,15 @@ if grep -q '^dummy ' /proc/modules; then
 	exit 1
 fi
 
+# error_log keeps every tracing error since boot: on failure, show what it
+# gained after the mark (all of it if the marked entry was pushed out).
+mark_errors() { LAST_ERROR=$(grep '^\[' $T/error_log 2>/dev/null | tail -n 1); }
+new_errors() {
+	grep -qxF "$LAST_ERROR" $T/error_log 2>/dev/null || LAST_ERROR=
+	awk -v last="$LAST_ERROR" '/^\[/ { show = seen || last == ""; if ($0 == last) seen = 1 } show' \
+		$T/error_log 2>/dev/null
+}
+
 cleanup() {
 	status=$?
 	set +e
@@ -22,11 +31,12 @@ cleanup() {
 	if grep -q ":$EVENT " $T/kprobe_events; then
 		echo "-:$EVENT" >>$T/kprobe_events
 	fi
-	if [ $status -ne 0 ] && [ -r $T/error_log ]; then
-		tail -n 3 $T/error_log >&2
+	if [ $status -ne 0 ]; then
+		new_errors >&2
 	fi
 }
 trap cleanup EXIT
+mark_errors
 
 # The kprobes list line of the probe at $1, or the line naming dummy_setup.
 probe_line() {

@@ -94,7 +94,7 @@ def _results(lines: list[str]) -> tuple[list[Record], dict[str, results.TargetFa
         "arch": "amd64",
         "config": {"CONFIG_KPROBES": joined},
         "debugfs": {"enabled": lines, "blacklist-head": lines, "blacklist-entries": lines},
-        "provenance": {"kernel_package": joined},
+        "provenance": {"kernel_package": joined, "kernel_release": joined},
         "api": {"probe": api},
         "bcc": {"runner": [f"python {joined}", f"compiled {joined}"], "seconds": 1.0, "versions": {"bcc": joined}},
     }

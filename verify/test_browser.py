@@ -12,7 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, sync_playwright
 
 from kprobe_docs.paths import project_root
-from kprobe_docs.render.sphinxext import label
+from kprobe_docs.render.sphinxext import SYMBOLS, label, matrix_targets
 from kprobe_docs.store import results
 
 ROOT = project_root(Path(__file__).parent)
@@ -158,3 +158,62 @@ def test_every_page_is_valid_html_to_tidy(site: Path) -> None:
         if done.returncode >= 2 or found:
             faults[html.relative_to(site).as_posix()] = found or done.stderr.splitlines()[:5]
     assert faults == {}, f"tidy: {faults}"
+
+
+READABLE = """el => {
+    const r = el.getBoundingClientRect(), x = r.left + r.width / 2, y = r.top + r.height / 2;
+    const hit = document.elementFromPoint(x, y);
+    return r.width > 0 && x >= 0 && y >= 0 && x <= innerWidth && y <= innerHeight && hit !== null && el.contains(hit);
+}"""
+
+
+def _readable(element: Locator) -> bool:
+    """In the window, and the topmost thing at its centre (not under the sticky header row or sample column),
+    within 3 s: the theme scrolls smoothly."""
+    for _ in range(30):
+        if element.evaluate(READABLE):
+            return True
+        element.page.wait_for_timeout(100)
+    return False
+
+
+def _column_of(page: Page, target: str) -> int:
+    """The index among the header cells of the column whose header names ``target``."""
+    names: list[str] = page.locator("table.kd-matrix thead th abbr").evaluate_all("els => els.map(e => e.title)")
+    return names.index(target) + 1  # the sample column comes first
+
+
+def test_every_target_column_of_the_matrix_can_be_reached_and_read_at_1280x800(site: Path) -> None:
+    """At 1280 x 800, each target's column scrolls into view with its header and a cell readable, the header
+    row and sample column stay in view while the table scrolls, and the filters hide the other columns."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed: kprobe-docs setup installs it (as root)")
+    newest = results.newest(ROOT / "results")
+    if len(newest.targets) < 2:
+        pytest.skip("the results hold fewer than two targets: run the whole matrix first")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto((site / "matrix.html").as_uri())
+        table = page.locator("table.kd-matrix")
+        for target, facts in sorted(newest.targets.items()):
+            index = _column_of(page, target)
+            header = table.locator("thead th").nth(index)
+            header.scroll_into_view_if_needed()
+            assert header.is_visible() and _readable(header), target
+            assert header.locator(".kd-col-kernel").inner_text().strip().endswith(str(facts.get("arch"))), target
+            last = table.locator("tbody tr").last.locator("td").nth(index)
+            last.scroll_into_view_if_needed()
+            assert _readable(last), target
+            assert _readable(header), f"{target}: the header row scrolled out of view"
+            assert _readable(table.locator("tbody tr").last.locator("td").first), "the sample column scrolled away"
+            words = last.locator(".kd-sr").inner_text().strip()
+            assert last.locator(".kd-sym").inner_text().strip() == SYMBOLS[words], target
+        page.screenshot(path=str(ROOT / "build" / "browser-matrix.png"))
+        arches = sorted({str(f.get("arch")) for f in newest.targets.values()})
+        page.get_by_label("Architecture").select_option(arches[-1])
+        shown = page.locator("table.kd-matrix thead th abbr").evaluate_all(
+            "els => els.filter(e => e.offsetParent !== null).map(e => e.title)"
+        )
+        assert shown == [t for t in matrix_targets(newest) if newest.targets[t].get("arch") == arches[-1]]
+        browser.close()

@@ -67,6 +67,8 @@ def _lines_block(lines: Sequence[str], classes: Sequence[str] = ()) -> nodes.lit
 
 
 def _entry(cell: Cell) -> nodes.entry:
+    if isinstance(cell, nodes.entry):  # a cell that brings its own classes
+        return cell
     entry = nodes.entry()
     if isinstance(cell, str):
         entry += _para(nodes.Text(shown(cell)))
@@ -343,12 +345,6 @@ class DebugfsDirective(_ResultsTable):
         return [*out, _provenance_notes(newest)]
 
 
-def _matrix_cell(record: Record | None) -> Cell:
-    if record is None:
-        return "no result"
-    return nodes.strong("", label(record)) if record.verdict in ("fail", "error") else label(record)
-
-
 def doc_link(docname: str, text: str, known: set[str]) -> Cell:
     """A link to another page of the site, resolved by Sphinx; plain text when no such page exists."""
     if docname not in known:
@@ -360,18 +356,86 @@ def doc_link(docname: str, text: str, known: set[str]) -> Cell:
     return ref
 
 
+# The matrix cells' symbols, beside a text for screen readers; the legend above the table spells them out.
+SYMBOLS = {"pass": "✓", "fails to build, as claimed": "⊘", "FAIL": "✗", "not claimed": "·", "no result": "?"}
+SYMBOLS |= {"error: not judged": "!", "skipped here": "\u2013"}  # an en dash
+
+
+def kernel_of(facts: results.TargetFacts) -> tuple[int, int]:
+    """A target's kernel as major and minor version, from the release its run booted; (0, 0) if unknown."""
+    found = re.match(r"(\d+)\.(\d+)", str(facts.get("provenance", {}).get("kernel_release", "")))
+    return (int(found[1]), int(found[2])) if found else (0, 0)
+
+
+def matrix_targets(newest: results.Newest) -> list[str]:
+    """The targets grouped by architecture, each group by kernel version, oldest first."""
+    return sorted(newest.targets, key=lambda t: (newest.targets[t].get("arch", "?"), kernel_of(newest.targets[t]), t))
+
+
+def _token(text: object) -> str:
+    """A results file's word made fit for a class name, whatever the file holds."""
+    return re.sub(r"[^a-z0-9]+", "_", str(text).lower())[:32] or "unknown"
+
+
+def _column_classes(facts: results.TargetFacts) -> list[str]:
+    major, minor = kernel_of(facts)
+    return ["kd-col", f"kd-arch-{_token(facts.get('arch', 'unknown'))}", f"kd-kernel-{major}-{minor}"]
+
+
+def _short_name(target: str, arch: str) -> str:
+    """The part of a target's name that its column's arch and kernel lines do not already say."""
+    return target.removesuffix(f"-{arch}").replace("debian-", "", 1) or target
+
+
+def _matrix_header(target: str, facts: results.TargetFacts, first_of_arch: bool) -> nodes.entry:
+    arch = str(facts.get("arch", "?"))
+    major, minor = kernel_of(facts)
+    entry = nodes.entry(classes=[*_column_classes(facts), *(["kd-group-start"] if first_of_arch else [])])
+    name = nodes.abbreviation("", shown(_short_name(target, arch)), explanation=shown(target))
+    entry += _para(name, classes=["kd-col-name"])
+    full = nodes.inline("", shown(target), classes=["kd-sr"])
+    entry += _para(nodes.Text(shown(f"{major}.{minor} {arch}")), full, classes=["kd-col-kernel"])
+    return entry
+
+
+def _matrix_cell(record: Record | None, facts: results.TargetFacts, first_of_arch: bool) -> nodes.entry:
+    text = label(record) if record is not None else "no result"
+    verdict = "xfail" if text == "fails to build, as claimed" else _token(record.verdict if record else "none")
+    classes = [*_column_classes(facts), f"kd-cell-{verdict}", *(["kd-group-start"] if first_of_arch else [])]
+    entry = nodes.entry(classes=classes)
+    symbol = nodes.inline("", SYMBOLS.get(text, "?"), classes=["kd-sym"])
+    entry += _para(symbol, nodes.inline("", shown(text), classes=["kd-sr"]))
+    return entry
+
+
+def _matrix_legend() -> nodes.paragraph:
+    legend = _para(nodes.Text("Cells: "), classes=["kd-matrix-legend"])
+    for index, (text, symbol) in enumerate(SYMBOLS.items()):
+        legend += nodes.inline("", f"{symbol} {text}", classes=["kd-legend-item"])
+        legend += nodes.Text(", " if index < len(SYMBOLS) - 1 else ".")
+    return legend
+
+
 class MatrixDirective(_ResultsTable):
-    """``kprobe-matrix``: page samples x targets, pass / fail / not claimed, linked to their pages."""
+    """``kprobe-matrix``: page samples x targets, grouped by arch and kernel, linked to their pages.
+
+    Each cell is a symbol, coloured, with the verdict's words for screen readers; the header row and the
+    sample column stay in view while the table scrolls, and a script lets the reader filter the columns.
+    """
 
     def nodes_for(self, newest: results.Newest) -> list[nodes.Node]:
-        targets = sorted(newest.targets)
+        targets = matrix_targets(newest)
+        facts = [newest.targets[t] for t in targets]
+        starts = [i == 0 or f.get("arch") != facts[i - 1].get("arch") for i, f in enumerate(facts)]
         known = set(self.state.document.settings.env.found_docs)
         pages = {s: r.page for (s, _), r in newest.records.items() if r.page.startswith("docs/")}
+        columns = list(zip(targets, facts, starts, strict=True))
+        header: list[Cell] = ["sample", *(_matrix_header(t, f, s) for t, f, s in columns)]
         rows: list[list[Cell]] = []
         for sample in sorted(pages):
             link = doc_link(pages[sample].removeprefix("docs/").removesuffix(".md"), sample, known)
-            rows.append([link, *(_matrix_cell(newest.records.get((sample, t))) for t in targets)])
-        return [table_of(["sample", *_target_header(targets)], rows), _provenance_notes(newest)]
+            rows.append([link, *(_matrix_cell(newest.records.get((sample, t)), f, s) for t, f, s in columns)])
+        return [_matrix_legend(), table_of(header, rows, classes=["kd-matrix"]), _provenance_notes(newest)]
 
 
 class ArchesDirective(_ResultsTable):
@@ -577,4 +641,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", _focusable_code)
     app.connect("env-get-outdated", _outdated_by_results)
     app.add_css_file("kprobe-docs.css")
+    app.add_js_file("kprobe-docs-matrix.js")
     return {"version": "1", "env_version": 2, "parallel_read_safe": True, "parallel_write_safe": True}

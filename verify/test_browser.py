@@ -12,7 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, sync_playwright
 
 from kprobe_docs.paths import project_root
-from kprobe_docs.render.sphinxext import SYMBOLS, label, matrix_targets
+from kprobe_docs.render.sphinxext import SYMBOLS, kernel_of, label, matrix_targets
 from kprobe_docs.store import results
 
 ROOT = project_root(Path(__file__).parent)
@@ -216,4 +216,11 @@ def test_every_target_column_of_the_matrix_can_be_reached_and_read_at_1280x800(s
             "els => els.filter(e => e.offsetParent !== null).map(e => e.title)"
         )
         assert shown == [t for t in matrix_targets(newest) if newest.targets[t].get("arch") == arches[-1]]
+        page.get_by_label("Architecture").select_option("")
+        major, minor = kernel_of(newest.targets[shown[0]])
+        page.get_by_label("Kernel").select_option(f"{major}-{minor}")
+        shown = page.locator("table.kd-matrix thead th abbr").evaluate_all(
+            "els => els.filter(e => e.offsetParent !== null).map(e => e.title)"
+        )
+        assert shown == [t for t in matrix_targets(newest) if kernel_of(newest.targets[t]) == (major, minor)]
         browser.close()

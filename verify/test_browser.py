@@ -180,6 +180,14 @@ def _readable(element: Locator) -> bool:
     return False
 
 
+def _shown_columns(page: Page) -> list[str]:
+    """The targets whose matrix columns the filters leave shown, in order."""
+    shown: list[str] = page.locator("table.kd-matrix thead th abbr").evaluate_all(
+        "els => els.filter(e => e.offsetParent !== null).map(e => e.title)"
+    )
+    return shown
+
+
 def _column_of(page: Page, target: str) -> int:
     """The index among the header cells of the column whose header names ``target``."""
     names: list[str] = page.locator("table.kd-matrix thead th abbr").evaluate_all("els => els.map(e => e.title)")
@@ -217,15 +225,11 @@ def test_every_target_column_of_the_matrix_can_be_reached_and_read_at_1280x800(s
         page.screenshot(path=str(ROOT / "build" / "browser-matrix.png"))
         arches = sorted({str(f.get("arch")) for f in newest.targets.values()})
         page.get_by_label("Architecture").select_option(arches[-1])
-        shown = page.locator("table.kd-matrix thead th abbr").evaluate_all(
-            "els => els.filter(e => e.offsetParent !== null).map(e => e.title)"
-        )
+        shown = _shown_columns(page)
         assert shown == [t for t in matrix_targets(newest) if newest.targets[t].get("arch") == arches[-1]]
         page.get_by_label("Architecture").select_option("")
         major, minor = kernel_of(newest.targets[shown[0]])
         page.get_by_label("Kernel").select_option(f"{major}-{minor}")
-        shown = page.locator("table.kd-matrix thead th abbr").evaluate_all(
-            "els => els.filter(e => e.offsetParent !== null).map(e => e.title)"
-        )
+        shown = _shown_columns(page)
         assert shown == [t for t in matrix_targets(newest) if kernel_of(newest.targets[t]) == (major, minor)]
         browser.close()

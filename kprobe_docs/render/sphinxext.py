@@ -377,9 +377,11 @@ def _token(text: object) -> str:
     return re.sub(r"[^a-z0-9]+", "_", str(text).lower())[:32] or "unknown"
 
 
-def _column_classes(facts: results.TargetFacts) -> list[str]:
+def _column_classes(facts: results.TargetFacts, first_of_arch: bool) -> list[str]:
+    """What every cell of a target's column carries: its arch and kernel (the filters), and the group's edge."""
     major, minor = kernel_of(facts)
-    return ["kd-col", f"kd-arch-{_token(facts.get('arch', 'unknown'))}", f"kd-kernel-{major}-{minor}"]
+    edge = ["kd-group-start"] if first_of_arch else []
+    return ["kd-col", f"kd-arch-{_token(facts.get('arch', 'unknown'))}", f"kd-kernel-{major}-{minor}", *edge]
 
 
 def _short_name(target: str, arch: str) -> str:
@@ -390,7 +392,7 @@ def _short_name(target: str, arch: str) -> str:
 def _matrix_header(target: str, facts: results.TargetFacts, first_of_arch: bool) -> nodes.entry:
     arch = str(facts.get("arch", "?"))
     major, minor = kernel_of(facts)
-    entry = nodes.entry(classes=[*_column_classes(facts), *(["kd-group-start"] if first_of_arch else [])])
+    entry = nodes.entry(classes=_column_classes(facts, first_of_arch))
     name = nodes.abbreviation("", shown(_short_name(target, arch)), explanation=shown(target))
     entry += _para(name, classes=["kd-col-name"])
     full = nodes.inline("", shown(target), classes=["kd-sr"])
@@ -401,8 +403,7 @@ def _matrix_header(target: str, facts: results.TargetFacts, first_of_arch: bool)
 def _matrix_cell(record: Record | None, facts: results.TargetFacts, first_of_arch: bool) -> nodes.entry:
     text = label(record) if record is not None else "no result"
     verdict = "xfail" if text == "fails to build, as claimed" else _token(record.verdict if record else "none")
-    classes = [*_column_classes(facts), f"kd-cell-{verdict}", *(["kd-group-start"] if first_of_arch else [])]
-    entry = nodes.entry(classes=classes)
+    entry = nodes.entry(classes=[*_column_classes(facts, first_of_arch), f"kd-cell-{verdict}"])
     symbol = nodes.inline("", SYMBOLS.get(text, "?"), classes=["kd-sym"])
     entry += _para(symbol, nodes.inline("", shown(text), classes=["kd-sr"]))
     return entry

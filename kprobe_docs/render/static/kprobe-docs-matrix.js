@@ -27,8 +27,8 @@ function kdSelect(text, values, shown) {
 }
 
 function kdFilter(table) {
-  const byKernel = (a, b) => a.split("-").map(Number)[0] - b.split("-").map(Number)[0]
-    || a.split("-").map(Number)[1] - b.split("-").map(Number)[1];
+  const version = (v) => v.split("-").map(Number);  // "6-12": [6, 12]
+  const byKernel = (a, b) => version(a)[0] - version(b)[0] || version(a)[1] - version(b)[1];
   const [archLabel, arch] = kdSelect("Architecture", kdValues(table, "kd-arch-").sort(), (v) => v);
   const [kernelLabel, kernel] = kdSelect("Kernel", kdValues(table, "kd-kernel-").sort(byKernel),
     (v) => v.replace("-", "."));

@@ -9,7 +9,7 @@ EVENT=kd/kprobe_optimized
 LIST=/sys/kernel/debug/kprobes/list
 say() { echo "kprobe_optimized_tracefs: $*"; }
 
-# error_log keeps every tracing error since boot: on failure, show what it
+# error_log keeps the last 8 tracing errors, older ones too: on failure, show what it
 # gained after the mark (all of it if the marked entry was pushed out).
 mark_errors() { LAST_ERROR=$(grep '^\[' $T/error_log 2>/dev/null | tail -n 1); }
 new_errors() {

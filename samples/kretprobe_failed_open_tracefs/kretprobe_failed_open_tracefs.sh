@@ -10,7 +10,7 @@ EVENT=kd/kretprobe_failed_open
 PATH_EVENT=kd/kretprobe_failed_open_path
 say() { echo "kretprobe_failed_open_tracefs: $*"; }
 
-# error_log keeps every tracing error since boot: on failure, show what it
+# error_log keeps the last 8 tracing errors, older ones too: on failure, show what it
 # gained after the mark (all of it if the marked entry was pushed out).
 mark_errors() { LAST_ERROR=$(grep '^\[' $T/error_log 2>/dev/null | tail -n 1); }
 new_errors() {

@@ -11,7 +11,7 @@ say() { echo "kretprobe_latency_tracefs: $*"; }
 ENTRY='hist:keys=common_pid:start=common_timestamp'
 RETURN='hist:keys=common_pid:ns=common_timestamp-$start:onmatch(kd.clone_entry).trace(kd_clone_latency,pid,$ns)'
 
-# error_log keeps every tracing error since boot: on failure, show what it
+# error_log keeps the last 8 tracing errors, older ones too: on failure, show what it
 # gained after the mark (all of it if the marked entry was pushed out).
 mark_errors() { LAST_ERROR=$(grep '^\[' $T/error_log 2>/dev/null | tail -n 1); }
 new_errors() {

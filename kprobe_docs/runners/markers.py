@@ -15,6 +15,7 @@ import re
 import selectors
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,10 +56,13 @@ class BootLog:
 class Follower:
     """Turns console lines into SampleRuns and knows the current deadline."""
 
-    def __init__(self, timeouts: dict[str, float], log: BootLog, boot_timeout: float) -> None:
+    def __init__(
+        self, timeouts: dict[str, float], log: BootLog, boot_timeout: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.timeouts = timeouts
         self.log = log
-        self.started = time.monotonic()
+        self.clock = clock  # a log read back afterwards (LAVA's) gives its records' times
+        self.started = clock()
         self.deadline = self.started + boot_timeout
         self.booted = False
         self.finished = False
@@ -93,7 +97,7 @@ class Follower:
             self.current.console = [*self.current.console[-EXCERPT_LINES + 1 :], text]
 
     def _event(self, event: str, name: str, value: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if event == "booted":
             self.booted = True
             self.log.facts = {}
@@ -121,7 +125,7 @@ class Follower:
         if self.current is not None:
             self.current.sections = {name: capped(lines) for name, lines in self.current.sections.items()}
             self.current.outcome = outcome
-            self.current.seconds = round(time.monotonic() - self.sample_started, 2)
+            self.current.seconds = round(self.clock() - self.sample_started, 2)
             self.log.runs.append(self.current)
             self.current = None
 

@@ -32,18 +32,29 @@ def qemu_version(arch: str) -> str:
 def command(arch: str, accel: str, kernel: str, initrd: Path, start: int, extra: tuple[str, ...] = ()) -> list[str]:
     """The QEMU command line of a boot starting at sample ``start``; ``extra`` adds devices."""
     m = ARCHES[arch]
+    return [
+        m.qemu, *machine_options(arch, accel), "-m", "1024",
+        "-no-user-config", "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
+        "-no-reboot", "-nic", "none", "-kernel", kernel, "-initrd", str(initrd), "-append", kernel_cmdline(arch, start),
+        *extra,
+    ]  # fmt: skip
+
+
+def kernel_cmdline(arch: str, start: int) -> str:
+    """The guest kernel's command line: the agent starts at sample ``start``."""
     # loglevel=3: only errors and worse reach the console, where they could cut into the
     # agent's lines (an RT kernel prints asynchronously); the agent reads the rest with dmesg.
-    cmdline = f"console={m.console} loglevel=3 panic=-1 printk.time=1 kd.start={start}"
+    return f"console={ARCHES[arch].console} loglevel=3 panic=-1 printk.time=1 kd.start={start}"
+
+
+def machine_options(arch: str, accel: str) -> list[str]:
+    """The emulated machine, CPU and accelerator: the same for every runner that boots a target."""
+    m = ARCHES[arch]
     cpu = "host" if accel == "kvm" else m.cpu
     # One host thread for all vCPUs under TCG: multi-threaded TCG races with the
     # kernel patching its own code (static keys, kprobes' int3) and oopses at boot.
     accel_option = "tcg,thread=single" if accel == "tcg" else accel
-    return [
-        m.qemu, "-machine", m.machine, "-accel", accel_option, "-cpu", cpu, "-smp", "2", "-m", "1024",
-        "-no-user-config", "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none",
-        "-no-reboot", "-nic", "none", "-kernel", kernel, "-initrd", str(initrd), "-append", cmdline, *extra,
-    ]  # fmt: skip
+    return ["-machine", m.machine, "-accel", accel_option, "-cpu", cpu, "-smp", "2"]
 
 
 def boot_once(

@@ -321,7 +321,8 @@ def newest(directory: Path) -> Newest:
         merged.runs[summary.id] = summary
         merged.records.update((r.key, r) for r in run.records)
         merged.record_run.update((r.key, summary.id) for r in run.records)
-        merged.targets.update(run.targets)
+        for name, facts in run.targets.items():  # a run that records fewer facts (a LAVA import) keeps the others
+            merged.targets[name] = TargetFacts(**{**merged.targets.get(name, {}), **facts})
         merged.target_run.update((name, summary.id) for name in run.targets)
     return merged
 

@@ -92,7 +92,7 @@ def environment_for(target: Target, catalog: Catalog, progress: Progress) -> Bui
     return buildenv.prepare(catalog.siblings(target), find_mirror(system_sources()), progress)
 
 
-def _record(sample: Sample, target: Target, verdict: Verdict, **fields: object) -> Record:
+def record_of(sample: Sample, target: Target, verdict: Verdict, **fields: object) -> Record:
     return Record(
         sample=sample.name,
         target=target.name,
@@ -104,7 +104,7 @@ def _record(sample: Sample, target: Target, verdict: Verdict, **fields: object) 
     )
 
 
-def _provenance(kernel: Kernel, target: Target, accel: str) -> dict[str, str]:
+def provenance_of(kernel: Kernel, target: Target, accel: str) -> dict[str, str]:
     return {
         "kernel_package": kernel.package,
         "kernel_version": kernel.version,
@@ -119,7 +119,7 @@ def _provenance(kernel: Kernel, target: Target, accel: str) -> dict[str, str]:
 
 
 def _build_record(sample: Sample, target: Target, built: BuildResult, provenance: dict[str, str]) -> Record:
-    return _record(
+    return record_of(
         sample,
         target,
         "pass" if built.status == "expected-failure" else "fail",
@@ -135,7 +135,7 @@ def _build_fields(built: BuildResult) -> dict[str, object]:
     return {"status": built.status, "seconds": built.seconds, "log": built.log, "problem": built.problem}
 
 
-def _run_record(
+def run_record(
     sample: Sample,
     target: Target,
     built: BuildResult,
@@ -146,7 +146,7 @@ def _run_record(
 ) -> Record:
     verdict = evaluate(run, sample, context)
     taint = int(run.events.get("taint", "0") or 0)
-    return _record(
+    return record_of(
         sample,
         target,
         verdict.verdict,
@@ -253,14 +253,16 @@ def build_all(
         remove_build_dir(env, kernel)
 
 
-def _build_stage(
+def build_stage(
     job: Job, target: Target, env: BuildEnv, out: Path, provenance: dict[str, str], progress: Progress
 ) -> tuple[list[Record], list[tuple[Sample, BuildResult]]]:
     """Records for samples not claimed or not built, and the plan of built modules to boot."""
     kernel = env.kernels[target.name]
     claimed = [(s, d) for s, d in job.samples if s.claims(target.arch, kernel.upstream)]
     names = {s.name for s, _ in claimed}
-    records = [_record(s, target, "not-claimed", provenance=provenance) for s, _ in job.samples if s.name not in names]
+    records = [
+        record_of(s, target, "not-claimed", provenance=provenance) for s, _ in job.samples if s.name not in names
+    ]
     reused = [r for r in (_reusable(job, s, target, kernel) for s, _ in claimed) if r is not None]
     records += reused
     if reused:
@@ -369,8 +371,8 @@ def _boot_records(
         progress(f"{target.name}: {exc}")
         reason = f"the {guest_of(plan)} guest cannot be made: {exc}"
         fields = {"reason": reason, "provenance": provenance}
-        return [_record(s, target, "error", build=_build_fields(b), **fields) for s, b in plan], BootLog()
-    provenance = {**provenance, **_provenance(env.kernels[target.name], target, accel)}
+        return [record_of(s, target, "error", build=_build_fields(b), **fields) for s, b in plan], BootLog()
+    provenance = {**provenance, **provenance_of(env.kernels[target.name], target, accel)}
     if guest_of(plan) == "bcc":  # a twin's verdict belongs to the bcc and LLVM that ran it
         provenance.update(versions(env.root))
     runs = {r.name: r for r in log.runs}
@@ -379,7 +381,7 @@ def _boot_records(
     context = env.kernels[target.name].context()
     for sample, built in plan:
         run = runs.get(sample.name) or _not_run(log, sample.name)
-        records.append(_run_record(sample, target, built, run, provenance, console_log, context))
+        records.append(run_record(sample, target, built, run, provenance, console_log, context))
     progress(f"{target.name}: {guest_of(plan)}: {len(log.boot_seconds)} boot(s), {log.seconds:.1f} s")
     return records, log
 
@@ -397,8 +399,8 @@ def verify_target(job: Job, target: Target, progress: Progress) -> TargetRun:
     kernel = env.kernels[target.name]
     out = job.build_dir / target.name
     out.mkdir(parents=True, exist_ok=True)
-    provenance = _provenance(kernel, target, "")
-    records, plan = _build_stage(job, target, env, out, provenance, progress)
+    provenance = provenance_of(kernel, target, "")
+    records, plan = build_stage(job, target, env, out, provenance, progress)
     logs: dict[str, BootLog] = {}
     for guest, kinds in BOOTS.items():
         part = [(s, b) for s, b in plan if s.kind in kinds]
@@ -491,7 +493,7 @@ def verify(job: Job, progress: Progress) -> Verified:
         except buildenv.BuildEnvError as exc:  # the other targets go on; this one's samples say why
             progress(f"{target.name}: {exc}")
             reason = f"target not prepared: {exc}"
-            done = TargetRun([_record(s, target, "error", reason=reason) for s, _ in job.samples], {})
+            done = TargetRun([record_of(s, target, "error", reason=reason) for s, _ in job.samples], {})
         if not CANCEL.is_set():  # what an interrupt cut short is no result
             recorder.add(target, done)
 

@@ -6,6 +6,7 @@ kprobe-docs prepare TARGET...     make (or reuse) the build environment and kern
 kprobe-docs extract [--check]     write samples/ from docs/, or check they agree
 kprobe-docs verify [options]      build, boot and check samples; print the table
 kprobe-docs verify --target host  the same on the running kernel of this machine (root; a test machine)
+kprobe-docs lava export|run|import  the module boots as LAVA jobs: write them, run them with lava-run, judge their logs
 kprobe-docs results [--schema]    print the table of the newest results (or their JSON Schema)
 kprobe-docs results import FILE   merge results files from other machines into results/
 kprobe-docs publish [--dist DIR]  pack the site, the man pages and the results for release (dist/)
@@ -29,9 +30,10 @@ from .paths import ProjectError, project_root
 from .publish import manpages, release
 from .publish.manpages import ManError
 from .publish.release import PublishError
-from .runners import host
+from .runners import host, lava
 from .runners.guests import Job, environment_for, run_id, verify
 from .runners.host import HostError
+from .runners.lava import LavaError
 from .sources import extract
 from .sources.extract import SamplesError
 from .sources.sample import SampleError
@@ -140,6 +142,42 @@ def _previous(directory: Path) -> results.Newest:
     return newest
 
 
+def cmd_lava_export(args: argparse.Namespace) -> int:
+    system.ensure(progress)
+    root = project_root()
+    catalog = load_catalog()
+    out = Path(args.out)
+    with tempfile.TemporaryDirectory(prefix="kprobe-docs-fixtures-") as scratch:
+        samples = extract.load_samples(root, args.samples or [], Path(scratch) if args.fixtures else None)
+        job = lava.Export(samples, catalog.select(args.targets), catalog, out, args.artifacts_url, args.device_type,
+                          args.jobs)  # fmt: skip
+        for directory in lava.export(job, progress):
+            print(directory)
+    print(f"run them here with: kprobe-docs lava run {out}; then: kprobe-docs lava import {out}")
+    return 0
+
+
+def cmd_lava_run(args: argparse.Namespace) -> int:
+    system.ensure(progress, lava=True)
+    lava.run(lava.job_dirs(Path(args.dir)), progress, args.jobs)
+    print(f"judge them with: kprobe-docs lava import {args.dir}")
+    return 0
+
+
+def cmd_lava_import(args: argparse.Namespace) -> int:
+    root = project_root()
+    with tempfile.TemporaryDirectory(prefix="kprobe-docs-fixtures-") as scratch:
+        samples = {s.name: s for s, _ in extract.load_samples(root, [], Path(scratch))}
+    results_file = Path(args.results or root / "results") / f"{run_id()}.json"
+    records = lava.import_dirs(lava.job_dirs(Path(args.dir)), samples, results_file)
+    print(results.table(records))
+    failed = results.reasons(records)
+    if failed:
+        print(f"why:\n{failed}\n")
+    print(f"results: {results_file}")
+    return 1 if results.failures(records) else 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     if args.schema:
         print(json.dumps(results.schema(), indent=2, sort_keys=True))
@@ -244,6 +282,7 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("--sign-cert", help="host: the certificate of --sign-key, enrolled in the machine (mokutil)")
     ver.add_argument("--resume", action="store_true", help="host: go on with a run the machine crashed in")
     ver.set_defaults(func=cmd_verify)
+    _lava_parser(sub)
     res = sub.add_parser("results", help="print the table of the newest results, or import results files")
     res.add_argument("action", nargs="?", choices=["import"], help="import: merge FILES into results/")
     res.add_argument("files", nargs="*", help="results files from other machines, to import")
@@ -262,6 +301,31 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _lava_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    top = sub.add_parser("lava", help="the module boots as LAVA jobs: export, run with lava-run, import")
+    verbs = top.add_subparsers(dest="verb", required=True)
+    exp = verbs.add_parser("export", help="build the samples and write a LAVA job per target")
+    exp.add_argument("--target", "--targets", dest="targets", type=names, default=["default"],
+                     help="comma-separated target names, 'default' (the default) or 'all'")  # fmt: skip
+    exp.add_argument("--samples", type=names, default=None, help="comma-separated sample names (default: all)")
+    exp.add_argument("--fixtures", action="store_true", help="also export the fault fixtures (they fail by design)")
+    exp.add_argument("--out", required=True, help="directory for the jobs, one subdirectory per target")
+    exp.add_argument("--artifacts-url", default="",
+                     help="also write lab-job.yaml, its files at URL/<target>/ (URL serves --out)")  # fmt: skip
+    exp.add_argument("--device-type", default=lava.DEVICE_TYPE,
+                     help=f"the lab's device type for lab-job.yaml (default: {lava.DEVICE_TYPE})")  # fmt: skip
+    exp.add_argument("--jobs", type=positive, default=os.cpu_count() or 1, help="targets exported at once")
+    exp.set_defaults(func=cmd_lava_export)
+    run = verbs.add_parser("run", help="run exported jobs here with lava-run (root), in QEMU under TCG")
+    run.add_argument("dir", help="what 'lava export' wrote: its --out, or one target's directory in it")
+    run.add_argument("--jobs", type=positive, default=os.cpu_count() or 1, help="targets run at once")
+    run.set_defaults(func=cmd_lava_run)
+    imp = verbs.add_parser("import", help="judge the jobs' logs (job-N.log) and write a results file")
+    imp.add_argument("dir", help="the export's --out, or one target's directory, holding the job logs")
+    imp.add_argument("--results", help="directory for the results file (default: results/)")
+    imp.set_defaults(func=cmd_lava_import)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -269,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             return int(args.func(args))
     except (
         SampleError, SamplesError, TargetError, BuildEnvError, SetupError, ProjectError, ResultsError, HostError,
-        PublishError, ManError,
+        PublishError, ManError, LavaError,
     ) as exc:  # fmt: skip
         print(f"kprobe-docs: {exc}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import lava_jobs
 import machines
 import pytest
 
@@ -200,6 +201,9 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Fil
         return None
     if file_path.name == "samples.md":
         return SuiteFile.from_parent(parent, path=file_path)
+    if file_path.name == "test_lava.md":
+        parent.config.stash[lava_jobs.PROGRESS] = Progress(parent.config)
+        return lava_jobs.LavaFile.from_parent(parent, path=file_path)
     if file_path.name == "test_machines.md":
         parent.config.stash[machines.PROGRESS] = Progress(parent.config)
         return machines.MachinesFile.from_parent(parent, path=file_path)

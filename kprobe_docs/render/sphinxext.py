@@ -623,10 +623,11 @@ def _add_static(app: Sphinx) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    from . import claims, provenance  # they build on this module's helpers
+    from . import claims, lava_job, provenance  # they build on this module's helpers
 
     claims.setup(app)
     provenance.setup(app)
+    lava_job.setup(app)
     app.add_directive(DIRECTIVE, SampleDirective)
     app.add_directive("kprobe-kernel-config", KernelConfigDirective)
     app.add_directive("kprobe-debugfs", DebugfsDirective)

@@ -38,9 +38,11 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import yaml
+from pydantic import TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
 
 from .. import interrupt
 from ..build.builder import BuildResult
@@ -50,14 +52,14 @@ from ..sources.expectations import Context
 from ..sources.sample import Sample
 from ..sources.targets import Catalog, Target
 from ..store import results
-from ..store.results import Record, TargetFacts
+from ..store.results import STRICT, Name, Record, TargetFacts, describe
 from . import guests, qemu
 from .initramfs import ModulesTree, make_initramfs
 from .lava_log import JobLog, LavaLogError, read, replay
 from .markers import BOOT_TIMEOUT, GAP_TIMEOUT, BootLog, SampleRun
 
 Progress = Callable[[str], None]
-PLAN_FORMAT = 1
+PLAN_FORMAT: Literal[1] = 1
 DEVICE_TYPE = "qemu"  # LAVA's device type for a local QEMU guest
 MONITOR = "kprobe-docs"
 KINDS = guests.BOOTS["kmod"]  # what a LAVA job runs: the module boot's kinds
@@ -74,6 +76,40 @@ LAVA_WORK = "/var/lib/lava/dispatcher/tmp"  # lava-run's files of job N are unde
 
 class LavaError(RuntimeError):
     """A LAVA export, run or import that cannot go on."""
+
+
+@with_config(STRICT)
+class PlannedSample(TypedDict):
+    name: Name
+    source_hash: str
+    timeout: float
+    build_seconds: float
+    build_log: str
+
+
+@with_config(STRICT)
+class PlanContext(TypedDict):
+    arch: str
+    version: tuple[int, int]
+    config: dict[str, str]
+
+
+@with_config(STRICT)
+class PlanFile(TypedDict):
+    """``plan.json``: what a target's jobs run, and what judging them needs to know of the kernel."""
+
+    format: Literal[1]
+    target: Name
+    release: str
+    arch: Name
+    flavour: str
+    samples: list[PlannedSample]
+    context: PlanContext
+    config: dict[str, str]  # the options the configuring page shows
+    provenance: dict[str, str]
+
+
+PLAN: TypeAdapter[PlanFile] = TypeAdapter(PlanFile)
 
 
 @dataclass(frozen=True)
@@ -190,14 +226,14 @@ def _job_seconds(samples: list[Sample]) -> float:
     return sum(float(s.timeout) for s in samples) + GAP_TIMEOUT
 
 
-def _planned(sample: Sample, built: BuildResult) -> dict[str, Any]:
+def _planned(sample: Sample, built: BuildResult) -> PlannedSample:
     return {"name": sample.name, "source_hash": sample.source_hash(), "timeout": float(sample.timeout),
             "build_seconds": built.seconds, "build_log": built.log}  # fmt: skip
 
 
 def _plan(
     target: Target, kernel: Kernel, plan: list[tuple[Sample, BuildResult]], provenance: dict[str, str]
-) -> dict[str, Any]:
+) -> PlanFile:
     context = kernel.context()
     return {
         "format": PLAN_FORMAT,
@@ -206,7 +242,7 @@ def _plan(
         "arch": target.arch,
         "flavour": target.flavour,
         "samples": [_planned(s, b) for s, b in plan],
-        "context": {"arch": context.arch, "version": list(context.version), "config": dict(context.config)},
+        "context": {"arch": context.arch, "version": context.version, "config": dict(context.config)},
         "config": kernel.config_values(guests.CONFIG_SHOWN),
         "provenance": provenance,
     }
@@ -266,38 +302,38 @@ class Plan:
     """A job directory's ``plan.json``, checked."""
 
     directory: Path
-    data: dict[str, Any]
+    data: PlanFile
 
     @property
     def target(self) -> str:
-        return str(self.data["target"])
+        return self.data["target"]
 
     @property
     def names(self) -> list[str]:
-        return [str(s["name"]) for s in self.data["samples"]]
+        return [s["name"] for s in self.data["samples"]]
 
     @property
     def timeouts(self) -> dict[str, float]:
-        return {str(s["name"]): float(s["timeout"]) for s in self.data["samples"]}
+        return {s["name"]: s["timeout"] for s in self.data["samples"]}
 
     def context(self) -> Context:
         found = self.data["context"]
-        return Context(str(found["arch"]), (int(found["version"][0]), int(found["version"][1])), found["config"])
+        return Context(found["arch"], found["version"], found["config"])
+
+    def sample(self, name: str) -> PlannedSample:
+        return next(s for s in self.data["samples"] if s["name"] == name)
 
 
 def load_plan(directory: Path) -> Plan:
     path = directory / "plan.json"
     try:
-        data = json.loads(path.read_text())
+        text = path.read_bytes()
     except OSError as exc:
         raise LavaError(f"{directory}: not an exported LAVA job directory ({path}: {exc.strerror})") from exc
-    except ValueError as exc:
-        raise LavaError(f"{path}: not JSON ({exc})") from exc
-    keys = {"format", "target", "arch", "samples", "context", "provenance"}
-    if not isinstance(data, dict) or not keys <= data.keys() or data["format"] != PLAN_FORMAT:
-        wanted = ", ".join(sorted(keys))
-        raise LavaError(f"{path}: not a plan of this kprobe-docs (format {PLAN_FORMAT}, keys {wanted})")
-    return Plan(directory, data)
+    try:
+        return Plan(directory, PLAN.validate_json(text))
+    except ValidationError as exc:
+        raise LavaError(f"{path}: not a plan of this kprobe-docs (format {PLAN_FORMAT}): {describe(exc)}") from exc
 
 
 def job_dirs(path: Path) -> list[Path]:
@@ -388,12 +424,11 @@ def run_dir(directory: Path, progress: Progress) -> None:
         if start is None:
             return
         job = yaml.safe_load((directory / "job-1.yaml").read_text())
-        samples = plan.data["samples"][start:]
-        seconds = sum(float(s["timeout"]) for s in samples) + GAP_TIMEOUT
+        seconds = sum(s["timeout"] for s in plan.data["samples"][start:]) + GAP_TIMEOUT
         urls = (job["actions"][0]["deploy"]["images"]["kernel"]["url"],
                 job["actions"][0]["deploy"]["images"]["ramdisk"]["url"])  # fmt: skip
         _yaml(directory / f"job-{number + 1}.yaml",
-              job_definition(plan.target, str(plan.data["arch"]), urls, start, seconds))  # fmt: skip
+              job_definition(plan.target, plan.data["arch"], urls, start, seconds))  # fmt: skip
         progress(f"{directory.name}: the guest stopped after {plan.names[start - 1]}; a job from {plan.names[start]}")
 
 
@@ -427,19 +462,30 @@ def _job_meta(log: Path) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def provenance_of(plan: Plan, logs: list[Path], jobs: list[JobLog]) -> dict[str, str]:
+def _lava_provenance(plan: Plan, logs: list[Path], jobs: list[JobLog]) -> dict[str, str]:
+    """The export's provenance, and the LAVA jobs': ids and dispatcher from their logs, the device type from
+    ``lava run``'s notes, else from the lab job exported."""
     metas = [_job_meta(p) for p in logs]
+    device_type = str(metas[0].get("device_type", "")) if metas else ""
     return {
-        **{k: str(v) for k, v in plan.data["provenance"].items()},
+        **plan.data["provenance"],
         "runner": "lava",
-        "lava_job_id": " ".join(str(m.get("job_id", p.stem)) for m, p in zip(metas, logs, strict=True)),
-        "lava_device_type": str(metas[0].get("device_type", "?")) if metas else "?",
+        "lava_job_id": " ".join(j.job_id or p.stem for j, p in zip(jobs, logs, strict=True)),
+        "lava_device_type": device_type or _lab_device_type(plan.directory),
         "lava_dispatcher": next((j.dispatcher for j in jobs if j.dispatcher), "?"),
         "accelerator": "tcg" if any(metas) else "?",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "harness": results.harness_hash(),
         "host": platform.node(),
     }
+
+
+def _lab_device_type(directory: Path) -> str:
+    try:
+        job = yaml.safe_load((directory / "lab-job.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return "?"
+    return str(job.get("device_type", "?")) if isinstance(job, dict) else "?"
 
 
 def _unrun(jobs: list[JobLog], logs: list[Path], boot: BootLog, plan: Plan) -> str:
@@ -464,9 +510,8 @@ def import_dir(directory: Path, samples: dict[str, Sample]) -> tuple[list[Record
     except LavaLogError as exc:
         raise LavaError(str(exc)) from exc
     boot, job_of = replay(jobs, plan.timeouts)
-    provenance = provenance_of(plan, logs, jobs)
-    target = Target(plan.target, str(plan.data["release"]), (), str(plan.data["arch"]),
-                           str(plan.data["flavour"]))  # fmt: skip
+    provenance = _lava_provenance(plan, logs, jobs)
+    target = Target(plan.target, plan.data["release"], (), plan.data["arch"], plan.data["flavour"])
     built = results.load_file(directory / "build.json").records
     runs = {r.name: r for r in boot.runs}
     failure = _unrun(jobs, logs, boot, plan)
@@ -479,11 +524,11 @@ def import_dir(directory: Path, samples: dict[str, Sample]) -> tuple[list[Record
         record = guests.run_record(sample, target, built_one, run, provenance, log, plan.context())
         records.append(record)
     facts: TargetFacts = {
-        "release": str(plan.data["release"]),
-        "arch": str(plan.data["arch"]),
-        "flavour": str(plan.data["flavour"]),
+        "release": plan.data["release"],
+        "arch": plan.data["arch"],
+        "flavour": plan.data["flavour"],
         "provenance": provenance,
-        "config": {k: str(v) for k, v in plan.data.get("config", {}).items()},
+        "config": plan.data["config"],
         "debugfs": boot.facts,
         "boot_seconds": boot.boot_seconds,
     }
@@ -492,9 +537,8 @@ def import_dir(directory: Path, samples: dict[str, Sample]) -> tuple[list[Record
 
 def _built(plan: Plan, name: str) -> BuildResult:
     """How the export built the sample ``name`` (it got into the job, so it built)."""
-    found = next(s for s in plan.data["samples"] if s["name"] == name)
-    return BuildResult(status="ok", seconds=float(found.get("build_seconds", 0.0)), log=str(found.get("build_log", "")),
-                       problem="", artifact="")  # fmt: skip
+    found = plan.sample(name)
+    return BuildResult(status="ok", seconds=found["build_seconds"], log=found["build_log"], problem="", artifact="")
 
 
 def _sample(samples: dict[str, Sample], name: str, plan: Plan) -> Sample:
@@ -502,8 +546,7 @@ def _sample(samples: dict[str, Sample], name: str, plan: Plan) -> Sample:
     sample = samples.get(name)
     if sample is None:
         raise LavaError(f"{plan.directory}: the job ran {name!r}, which this checkout does not have")
-    ran = next(s["source_hash"] for s in plan.data["samples"] if s["name"] == name)
-    if sample.source_hash() != ran:
+    if sample.source_hash() != plan.sample(name)["source_hash"]:
         raise LavaError(f"{plan.directory}: the job ran another version of {name} than this checkout's: export again")
     return sample
 

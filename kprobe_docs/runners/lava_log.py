@@ -27,6 +27,7 @@ from .markers import BootLog, Follower
 # Why a job that LAVA itself failed is no sample's fault: these error types are LAVA's, the lab's, or the job's.
 NOT_THE_SAMPLES = ("Infrastructure", "Bug", "Configuration", "Job", "Canceled")
 VERSION_RE = re.compile(r"lava-dispatcher, installed at version: (\S+)")
+JOB_DIR_RE = re.compile(r"/var/lib/lava/dispatcher/tmp/[^/\s]*?(\d+)/")  # a job's files, on any worker
 
 
 class LavaLogError(ValueError):
@@ -42,6 +43,7 @@ class JobLog:
     error_type: str = ""  # LAVA's error type when it failed the job (Infrastructure, Job, Test, ...)
     error_msg: str = ""
     dispatcher: str = ""  # lava-dispatcher's version, as the job logged it
+    job_id: str = ""  # as the job's file paths name it
     monitor_timed_out: bool = False
     started: float = 0.0  # the first record's time
     seconds: float = 0.0  # from the first record to the last
@@ -117,6 +119,9 @@ def _take(log: JobLog, record: dict[str, Any]) -> None:
         version = VERSION_RE.search(msg)
         if version and not log.dispatcher:
             log.dispatcher = version[1]
+        job_dir = JOB_DIR_RE.search(msg)
+        if job_dir and not log.job_id:
+            log.job_id = job_dir[1]
 
 
 class Clock:

@@ -623,8 +623,9 @@ def _add_static(app: Sphinx) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    from . import claims, lava_job, provenance  # they build on this module's helpers
+    from . import arch_features, claims, lava_job, provenance  # they build on this module's helpers
 
+    arch_features.setup(app)
     claims.setup(app)
     provenance.setup(app)
     lava_job.setup(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -147,3 +148,47 @@ def test_an_incremental_build_reads_again_the_pages_whose_results_changed(tmp_pa
     html = (project / "out" / "index.html").read_text()
     assert "not verified yet" not in html and "t-amd64" in html
     assert "Results rendered from run(s): r7 (t-amd64; finished 2026-12-01T10:30:00+00:00)" in html
+
+
+ARCH_AND_LAVA = """# Arches
+
+```{kprobe-arch-features}
+```
+
+```{kprobe-lava-job} t-amd64
+```
+"""
+
+
+def _facts(arch: str, release: str, rethook: str) -> results.TargetFacts:
+    return {"arch": arch, "config": {"CONFIG_KRETPROBE_ON_RETHOOK": rethook}, "provenance": {"kernel_release": release}}
+
+
+def test_the_features_of_each_arch_and_a_lava_job_are_read_from_the_runs(tmp_path: Path) -> None:
+    project = _project(tmp_path, GOOD + "\n```{toctree}\narches\n```\n")
+    (project / "docs" / "arches.md").write_text(ARCH_AND_LAVA)
+    ibt = "kprobe_example: planted kprobe at kernel_clone+0x4/0x440"
+    plain = "kprobe_example: planted kprobe at kernel_clone+0x0/0x430"
+    records = [
+        Record("kprobe_example", "t-amd64", "kmod", "docs/x.md", "h", "pass", named={"landing_ibt": ibt}),
+        Record("kprobe_example", "u-amd64", "kmod", "docs/x.md", "h", "pass", named={"landing_entry": plain}),
+        Record("kprobe_example", "v-arm64", "kmod", "docs/x.md", "h", "fail", reason="oops"),
+        Record("demo_mod", "t-amd64", "kmod", "docs/index.md", "h", "pass", build={"status": "ok"}),
+    ]
+    targets = {
+        "t-amd64": _facts("amd64", "6.12.1-amd64", "y"),
+        "u-amd64": _facts("amd64", "5.10.1-amd64", "n"),
+        "v-arm64": _facts("arm64", "6.1.1-arm64", "n"),
+    }
+    results.save(project / "results" / "20260101T000000Z-1.json", {}, records, targets)
+    proc = _build(project)
+    assert proc.returncode == 0, proc.stderr
+    html = (project / "out" / "arches.html").read_text()
+    assert "amd64 (kernels 5.10, 6.12)" in html and "arm64 (kernels 6.1)" in html
+    assert "+0x0 (5.10); +0x4 (past the ENDBR64 of IBT) (6.12)" in html
+    assert "the architecture\N{RIGHT SINGLE QUOTATION MARK}s trampoline (5.10); rethook (6.12)" in html  # smartquotes
+    assert "fails (fail)" in html
+    text = re.sub(r"<[^>]+>", "", html)
+    assert "kprobe-docs lava export --targets t-amd64" in text
+    assert "job_name: kprobe-docs t-amd64 from sample 1" in text
+    assert "timeout:\n      seconds: 120" in text  # the one sample's 60 s and the gap after it

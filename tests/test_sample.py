@@ -33,7 +33,7 @@ def test_valid_sample_parses_lists_and_ranges() -> None:
         ({**GOOD, "expect": "("}, "expect: bad regular expression"),
         ({"kind": "kmod"}, "must name at least one log line"),
         ({**GOOD, "build": "fails"}, "needs a build-error pattern"),
-        ({**GOOD, "arches": "sparc64"}, "arches: want some of amd64 arm64"),
+        ({**GOOD, "arches": "sparc64"}, "arches: want some of amd64 i386 arm64, got 'sparc64'"),
         ({**GOOD, "params": "a='1 2'"}, "params: want name=value"),
         ({**GOOD, "kernels": "5.10+"}, "bad kernel range"),
         ({**GOOD, "timeout": 30}, "must be text: quote it"),

@@ -24,6 +24,16 @@ def apt_suffix(arch: str) -> str:
 
 ARCHES = {
     "amd64": Arch("qemu-system-x86_64", "pc", "ttyS0", "max", (), ()),
+    "i386": Arch(
+        "qemu-system-i386",
+        "pc",
+        "ttyS0",
+        # not max: its AMD family-6 model makes a 32-bit SMP kernel warn "This combination of AMD
+        # processors is not suitable for SMP" (arch/x86/kernel/cpu/amd.c), tainting it at boot
+        "qemu32",
+        ("ARCH=i386", "CROSS_COMPILE=i686-linux-gnu-"),
+        ("gcc-i686-linux-gnu",),
+    ),
     "arm64": Arch(
         "qemu-system-aarch64",
         "virt",

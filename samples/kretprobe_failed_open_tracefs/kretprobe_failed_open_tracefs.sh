@@ -35,9 +35,15 @@ cleanup() {
 trap cleanup EXIT
 mark_errors
 
+# $retval is the return register, as wide as a long and fetched unsigned: read as
+# s64 on a 32-bit kernel, -2 would be 4294967294 and pass no error filter.
+case $(uname -m) in
+i?86 | arm*) RET=s32 ;;
+*) RET=s64 ;;
+esac
 func=
 for candidate in do_file_open do_sys_openat2; do
-	if echo "r16:$EVENT $candidate ret=\$retval:s64 comm=\$comm" \
+	if echo "r16:$EVENT $candidate ret=\$retval:$RET comm=\$comm" \
 		>>$T/kprobe_events 2>/dev/null; then
 		func=$candidate
 		break

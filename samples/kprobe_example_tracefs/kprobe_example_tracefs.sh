@@ -11,6 +11,7 @@ say() { echo "kprobe_example_tracefs: $*"; }
 
 case $(uname -m) in
 x86_64) REG=%di ;;
+i?86) REG=%ax ;;
 aarch64) REG=%x0 ;;
 *) echo "no register name for the first argument on $(uname -m)" >&2 && exit 1 ;;
 esac

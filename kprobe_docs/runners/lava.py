@@ -44,7 +44,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
 
-from .. import interrupt
+from .. import interrupt, system
 from ..build.builder import BuildResult
 from ..build.environment import Kernel
 from ..sources.arches import ARCHES
@@ -361,6 +361,13 @@ def job_logs(directory: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.stem.removeprefix("job-")))
 
 
+def _read(log: Path) -> JobLog:
+    try:
+        return read(log)
+    except LavaLogError as exc:
+        raise LavaError(str(exc)) from exc
+
+
 def _next_job_id() -> int:
     with JOB_IDS_LOCK:
         return os.getpid() * 1000 + next(JOB_IDS)
@@ -388,7 +395,8 @@ def _end_guests(job_id: int) -> None:
 def run_job(directory: Path, number: int, progress: Progress) -> JobLog:
     """Run ``job-<number>.yaml`` of ``directory`` with lava-run; its log goes to ``job-<number>.log``."""
     if shutil.which("lava-run") is None:
-        raise LavaError("lava-run is missing: run 'kprobe-docs setup' (as root: apt-get install -y lava-dispatcher)")
+        line = system.install_lines(["lava-dispatcher"])[0]
+        raise LavaError(f"lava-run is missing: run 'kprobe-docs setup' as root, or: {line}")
     job_id = _next_job_id()
     log_path = directory / f"job-{number}.log"
     argv = ["lava-run", "--job-id", str(job_id), "--output-dir", str(directory / f"job-{number}.out"),
@@ -403,7 +411,7 @@ def run_job(directory: Path, number: int, progress: Progress) -> JobLog:
     seconds = round(time.monotonic() - started, 1)
     meta = {"job_id": job_id, "device_type": DEVICE_TYPE, "exit_status": status, "seconds": seconds}
     (directory / f"job-{number}.json").write_text(json.dumps(meta) + "\n")
-    found = read(log_path)
+    found = _read(log_path)
     said = f", {found.error_type}: {found.error_msg}" if found.error_type else ""
     progress(f"{directory.name}: LAVA job {job_id} ({number}): {found.result or 'no result'} in {seconds:.0f} s{said}")
     return found
@@ -417,12 +425,14 @@ def run_dir(directory: Path, progress: Progress) -> None:
             shutil.rmtree(stale)
         elif stale.name != "job-1.yaml":
             stale.unlink()
+    ran = 0
     for number in range(1, MAX_JOBS + 1):
         run_job(directory, number, progress)
-        boot, _ = replay([read(p) for p in job_logs(directory)], plan.timeouts)
+        boot, _ = replay([_read(p) for p in job_logs(directory)], plan.timeouts)
         start = _next_start(plan, boot)
-        if start is None:
+        if start is None or len(boot.runs) == ran:  # done, or this job ran nothing: another would do the same
             return
+        ran = len(boot.runs)
         job = yaml.safe_load((directory / "job-1.yaml").read_text())
         seconds = sum(s["timeout"] for s in plan.data["samples"][start:]) + GAP_TIMEOUT
         urls = (job["actions"][0]["deploy"]["images"]["kernel"]["url"],
@@ -505,10 +515,7 @@ def import_dir(directory: Path, samples: dict[str, Sample]) -> tuple[list[Record
     """The records and facts of one target's job directory, judged by ``check``."""
     plan = load_plan(directory)
     logs = job_logs(directory)
-    try:
-        jobs = [read(p) for p in logs]
-    except LavaLogError as exc:
-        raise LavaError(str(exc)) from exc
+    jobs = [_read(p) for p in logs]
     boot, job_of = replay(jobs, plan.timeouts)
     provenance = _lava_provenance(plan, logs, jobs)
     target = Target(plan.target, plan.data["release"], (), plan.data["arch"], plan.data["flavour"])

@@ -56,7 +56,10 @@ After=basic.target systemd-modules-load.service
 [Service]
 Type=oneshot
 ExecStartPre=/bin/mkdir -p /mnt/kd
-ExecStartPre=/bin/mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 kdshare /mnt/kd
+# The share's virtio device is probed by udev while this unit may already run: wait for it, and power off
+# at once (the host then sees the phases missing) rather than sit at the login prompt until the host's deadline.
+ExecStartPre=/bin/sh -c 'for i in $$(seq 60); do mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 \
+    kdshare /mnt/kd && exit 0; sleep 1; done; echo "@@KDVM kdshare never appeared" >/dev/ttyS0; poweroff -f'
 ExecStart=/bin/sh /mnt/kd/session.sh
 StandardOutput=tty
 StandardError=tty

@@ -15,7 +15,6 @@ from docutils import nodes
 from sphinx.application import Sphinx
 
 from ..runners import lava
-from ..runners.markers import GAP_TIMEOUT
 from ..store import results
 from . import claims
 from .sphinxext import _literal, _para, _ResultsTable
@@ -36,7 +35,7 @@ class LavaJobDirective(_ResultsTable):
         samples = claims._samples(self.state.document.settings.env.app)
         mine = [r for (_, t), r in newest.records.items() if t == target and r.sample in samples]
         built = [r.sample for r in mine if r.kind in lava.KINDS and r.build.get("status") == "ok"]
-        seconds = sum(float(samples[name].timeout) for name in built) + GAP_TIMEOUT
+        seconds = lava.job_seconds(float(samples[name].timeout) for name in built)
         base = f"{ARTIFACTS_URL}/{target}"
         device_type = lava.DEVICE_TYPE
         job = lava.job_definition(target, facts.get("arch", "?"), (f"{base}/vmlinuz", f"{base}/ramdisk.cpio.gz"), 0,

@@ -32,7 +32,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
@@ -222,8 +222,14 @@ def _pairs(argv: list[str]) -> list[str]:
     return [f"{option} {value}" for option, value in zip(argv[::2], argv[1::2], strict=True)]
 
 
-def _job_seconds(samples: list[Sample]) -> float:
-    return sum(float(s.timeout) for s in samples) + GAP_TIMEOUT
+def job_seconds(timeouts: Iterable[float]) -> float:
+    """A job's test time: its samples' limits, and the gap after the last."""
+    return sum(timeouts) + GAP_TIMEOUT
+
+
+def _local_urls(directory: Path) -> tuple[str, str]:
+    """Where a local lava-run fetches the exported kernel and ramdisk."""
+    return f"file://{directory.resolve()}/vmlinuz", f"file://{directory.resolve()}/ramdisk.cpio.gz"
 
 
 def _planned(sample: Sample, built: BuildResult) -> PlannedSample:
@@ -272,13 +278,13 @@ def export_target(job: Export, target: Target, progress: Progress) -> Path:
     shutil.copyfile(kernel.vmlinuz, out / "vmlinuz")
     samples = [s for s, _ in plan]
     (out / "plan.json").write_text(json.dumps(_plan(target, kernel, plan, provenance), indent=1) + "\n")
-    local = (f"file://{out.resolve()}/vmlinuz", f"file://{out.resolve()}/ramdisk.cpio.gz")
-    _yaml(out / "job-1.yaml", job_definition(target.name, target.arch, local, 0, _job_seconds(samples)))
+    seconds = job_seconds(float(s.timeout) for s in samples)
+    _yaml(out / "job-1.yaml", job_definition(target.name, target.arch, _local_urls(out), 0, seconds))
     validate(out / "job-1.yaml")
     if job.artifacts_url:
         base = f"{job.artifacts_url.rstrip('/')}/{target.name}"
         lab = job_definition(target.name, target.arch, (f"{base}/vmlinuz", f"{base}/ramdisk.cpio.gz"), 0,
-                             _job_seconds(samples), job.device_type)  # fmt: skip
+                             seconds, job.device_type)  # fmt: skip
         _yaml(out / "lab-job.yaml", lab)
         validate(out / "lab-job.yaml")
     _yaml(out / "device.yaml", device_dictionary(target.arch))
@@ -425,20 +431,18 @@ def run_dir(directory: Path, progress: Progress) -> None:
             shutil.rmtree(stale)
         elif stale.name != "job-1.yaml":
             stale.unlink()
+    jobs: list[JobLog] = []
     ran = 0
     for number in range(1, MAX_JOBS + 1):
-        run_job(directory, number, progress)
-        boot, _ = replay([_read(p) for p in job_logs(directory)], plan.timeouts)
+        jobs.append(run_job(directory, number, progress))
+        boot, _ = replay(jobs, plan.timeouts)
         start = _next_start(plan, boot)
         if start is None or len(boot.runs) == ran:  # done, or this job ran nothing: another would do the same
             return
         ran = len(boot.runs)
-        job = yaml.safe_load((directory / "job-1.yaml").read_text())
-        seconds = sum(s["timeout"] for s in plan.data["samples"][start:]) + GAP_TIMEOUT
-        urls = (job["actions"][0]["deploy"]["images"]["kernel"]["url"],
-                job["actions"][0]["deploy"]["images"]["ramdisk"]["url"])  # fmt: skip
-        _yaml(directory / f"job-{number + 1}.yaml",
-              job_definition(plan.target, plan.data["arch"], urls, start, seconds))  # fmt: skip
+        seconds = job_seconds(s["timeout"] for s in plan.data["samples"][start:])
+        job = job_definition(plan.target, plan.data["arch"], _local_urls(directory), start, seconds)
+        _yaml(directory / f"job-{number + 1}.yaml", job)
         progress(f"{directory.name}: the guest stopped after {plan.names[start - 1]}; a job from {plan.names[start]}")
 
 
@@ -526,7 +530,7 @@ def import_dir(directory: Path, samples: dict[str, Sample]) -> tuple[list[Record
     for name in plan.names:
         sample = _sample(samples, name, plan)
         run = runs.get(name) or SampleRun(name, console=[failure], outcome="unbooted")
-        log = logs[job_of[name]] if name in job_of else directory / (logs[-1].name if logs else "job-1.log")
+        log = logs[job_of[name]] if name in job_of else (logs[-1] if logs else directory / "job-1.log")
         built_one = _built(plan, name)
         record = guests.run_record(sample, target, built_one, run, provenance, log, plan.context())
         records.append(record)

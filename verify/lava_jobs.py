@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from machines import CheckItem
+from machines import CheckItem, Once
 
-from kprobe_docs import interrupt, system
+from kprobe_docs import system
 from kprobe_docs.paths import project_root
 from kprobe_docs.runners import lava
 from kprobe_docs.runners.guests import Job, verify
@@ -65,20 +65,10 @@ class LavaRuns:
         self.root = project_root(Path(__file__).parent)
         self.work = Path(tempfile.mkdtemp(prefix="kprobe-docs-lava-"))
         config.add_cleanup(lambda: shutil.rmtree(self.work, ignore_errors=True))
-        self.outcomes: dict[str, Outcome] | None = None
-        self.error: BaseException | None = None
+        self.outcomes = Once(self._run_all)
 
     def outcome(self, case: str) -> Outcome:
-        if self.error is not None:
-            raise self.error
-        if self.outcomes is None:
-            try:
-                with interrupt.handled():
-                    self.outcomes = self._run_all()
-            except BaseException as exc:
-                self.error = exc
-                raise
-        return self.outcomes[case]
+        return self.outcomes.get()[case]
 
     def _samples(self, names: tuple[str, ...] = ()) -> list[tuple[Sample, Path]]:
         scratch = self.work / "fixtures"

@@ -29,10 +29,10 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pytest
 
@@ -43,6 +43,7 @@ from kprobe_docs.sources.sample import Sample
 from kprobe_docs.store import results
 from kprobe_docs.store.results import Record
 
+T = TypeVar("T")
 VERIFY = "/opt/kprobe-docs/bin/kprobe-docs verify --target host"
 STATE = "/var/lib/kd-test/results"
 
@@ -92,6 +93,28 @@ def phases() -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
+class Once(Generic[T]):
+    """A result made on first use, with SIGTERM and SIGHUP ending it as Ctrl-C does; when making it failed,
+    every later use raises the same error instead of making it again."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self.make = make
+        self.value: T | None = None
+        self.error: BaseException | None = None
+
+    def get(self) -> T:
+        if self.error is not None:
+            raise self.error
+        if self.value is None:
+            try:
+                with interrupt.handled():
+                    self.value = self.make()
+            except BaseException as exc:
+                self.error = exc
+                raise
+        return self.value
+
+
 class Machines:
     """Every test machine's session, run once, in parallel, on the first test that needs one."""
 
@@ -99,20 +122,10 @@ class Machines:
         self.progress = progress
         self.work = Path(tempfile.mkdtemp(prefix="kprobe-docs-machines-"))
         config.add_cleanup(lambda: shutil.rmtree(self.work, ignore_errors=True))
-        self.sessions: dict[str, testvm.Session] | None = None
-        self.error: BaseException | None = None
+        self.sessions = Once(self._run_all)
 
     def session(self, release: testvm.Release) -> testvm.Session:
-        if self.error is not None:
-            raise self.error
-        if self.sessions is None:
-            try:
-                with interrupt.handled():
-                    self.sessions = self._run_all()
-            except BaseException as exc:
-                self.error = exc
-                raise
-        return self.sessions[release.name]
+        return self.sessions.get()[release.name]
 
     def _run_all(self) -> dict[str, testvm.Session]:
         with ThreadPoolExecutor(max_workers=len(testvm.RELEASES)) as pool:
